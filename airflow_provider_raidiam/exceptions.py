@@ -1,0 +1,84 @@
+"""Typed errors raised by the provider.
+
+Every error derives from :class:`RaidiamError`, carries a message that says what is wrong and how to fix
+it, and never contains secret material (tokens, client assertions, keys, passphrases, PEM text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class RaidiamError(Exception):
+    """Base class of every error raised by ``airflow_provider_raidiam``."""
+
+
+class ConfigurationError(RaidiamError):
+    """A connection field, operator argument or table name is missing or invalid."""
+
+
+class CredentialError(ConfigurationError):
+    """A certificate, private key, CA bundle or passphrase cannot be used."""
+
+
+class DiscoveryError(RaidiamError):
+    """The OpenID discovery document cannot be fetched or fails validation."""
+
+
+class TokenError(RaidiamError):
+    """The token endpoint refused to issue an access token.
+
+    :param error: the OAuth ``error`` code the server returned (``invalid_client``, ...), if any.
+    :param error_description: the server's ``error_description``, if any.
+    :param status: the HTTP status of the token response, if one was received.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str | None = None,
+        error_description: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error = error
+        self.error_description = error_description
+        self.status = status
+
+
+class BindingError(RaidiamError):
+    """An access token is bound (``cnf.x5t#S256``) to a different certificate than ours."""
+
+
+class ApiError(RaidiamError):
+    """A Directory API call failed.
+
+    :param status: HTTP status code, or ``None`` when no response was received.
+    :param errors: Raidiam's ``{"errors": [...]}`` list, when the body had one.
+    :param interaction_id: the ``x-fapi-interaction-id`` of the failed call, for Raidiam support.
+    :param url: the URL that was called (never contains a token).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        errors: Sequence[str] = (),
+        interaction_id: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errors = list(errors)
+        self.interaction_id = interaction_id
+        self.url = url
+
+
+class ResponseFormatError(ApiError):
+    """A response body is not the JSON the endpoint documents (not JSON, truncated, bad envelope)."""
+
+
+class PaginationError(ApiError):
+    """Paging did not add up: records differ from ``totalSize``, or ``totalSize`` moved during the read."""
