@@ -75,9 +75,7 @@ class RaidiamSettings:
     @classmethod
     def from_connection(cls, conn: ConnectionLike) -> RaidiamSettings:
         """Build settings from an Airflow connection (or anything shaped like one)."""
-        return cls.from_fields(
-            host=conn.host, login=conn.login, password=conn.password, extra=conn.extra_dejson
-        )
+        return cls.from_fields(host=conn.host, login=conn.login, password=conn.password, extra=conn.extra_dejson)
 
     @classmethod
     def from_fields(
@@ -131,9 +129,7 @@ class RaidiamSettings:
 
         signing_alg = (_text(extra, "signing_alg") or "PS256").upper()
         if signing_alg not in SIGNING_ALGORITHMS:
-            raise ConfigurationError(
-                f"Unsupported signing_alg {signing_alg!r}: use one of {list(SIGNING_ALGORITHMS)}."
-            )
+            raise ConfigurationError(f"Unsupported signing_alg {signing_alg!r}: use one of {list(SIGNING_ALGORITHMS)}.")
         audience = _text(extra, "assertion_audience") or "issuer"
         if audience not in ("issuer", "token_endpoint"):
             _require_https(audience, "assertion_audience")

@@ -1,0 +1,46 @@
+"""RFC 8705 certificate binding: an access token's ``cnf.x5t#S256`` must name our transport certificate."""
+
+from __future__ import annotations
+
+import jwt
+
+from airflow_provider_raidiam.exceptions import BindingError
+
+
+def token_thumbprint(access_token: str) -> str | None:
+    """Return the ``cnf.x5t#S256`` a JWT access token is bound to, or ``None`` (opaque or unbound token).
+
+    The signature is not checked here: the resource server does that. We only read the claim to
+    refuse, before any API call, a token that the server would reject for our certificate.
+    """
+    try:
+        claims = jwt.decode(access_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    confirmation = claims.get("cnf")
+    if not isinstance(confirmation, dict):
+        return None
+    thumbprint = confirmation.get("x5t#S256")
+    return thumbprint if isinstance(thumbprint, str) else None
+
+
+def check_token_binding(access_token: str, certificate_thumbprint: str | None) -> None:
+    """Raise :class:`BindingError` when the token is bound to a different certificate than ours.
+
+    Opaque tokens and JWTs without ``cnf.x5t#S256`` pass: there is nothing to compare.
+    """
+    bound_to = token_thumbprint(access_token)
+    if bound_to is None:
+        return
+    if certificate_thumbprint is None:
+        raise BindingError(
+            f"The access token is bound to a certificate (cnf.x5t#S256={bound_to}) but this connection has "
+            "no transport certificate: set transport_cert and transport_key so API calls present it."
+        )
+    if bound_to != certificate_thumbprint:
+        raise BindingError(
+            f"The access token is bound to certificate x5t#S256={bound_to}, but this connection's "
+            f"transport certificate has x5t#S256={certificate_thumbprint}. The token was issued over a "
+            "different certificate: make sure the token request and the API calls use the same transport "
+            "certificate (and that no proxy terminates TLS in between)."
+        )

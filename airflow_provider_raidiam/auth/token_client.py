@@ -1,0 +1,220 @@
+"""Client-credentials tokens: one request per token lifetime per client, shared by every thread.
+
+Tokens are cached per process under (token endpoint, client_id, auth method, certificate thumbprint,
+scope) and renewed shortly before they expire. Concurrent callers wait for one in-flight request
+instead of each asking for a token.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+
+from airflow_provider_raidiam.auth.binding import check_token_binding
+from airflow_provider_raidiam.auth.client_auth import ClientAuth
+from airflow_provider_raidiam.exceptions import TokenError
+from airflow_provider_raidiam.http import RETRY_STATUSES, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIFETIME = 300.0
+MAX_RENEWAL_MARGIN = 60.0
+_TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+
+CacheKey = tuple[str, str, str, str | None, str]
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """An access token and when to stop using it (``time.monotonic()`` seconds)."""
+
+    value: str = field(repr=False)
+    renew_at: float
+    expires_at: float
+    scope: str | None
+
+    def is_fresh(self, now: float) -> bool:
+        """Whether the token can still be used without renewing it."""
+        return now < self.renew_at
+
+
+class _TokenCache:
+    """Process-wide token store with one lock per key (single-flight renewal)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[CacheKey, AccessToken] = {}
+        self._locks: dict[CacheKey, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: CacheKey) -> AccessToken | None:
+        return self._tokens.get(key)
+
+    def put(self, key: CacheKey, token: AccessToken) -> None:
+        self._tokens[key] = token
+
+    def drop(self, key: CacheKey, value: str) -> None:
+        with self._guard:
+            current = self._tokens.get(key)
+            if current is not None and current.value == value:
+                del self._tokens[key]
+
+    def lock(self, key: CacheKey) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def clear(self) -> None:
+        with self._guard:
+            self._tokens.clear()
+
+
+TOKEN_CACHE = _TokenCache()
+
+
+class TokenClient:
+    """Obtains ``client_credentials`` access tokens for one client at one token endpoint.
+
+    :param session: the mTLS session (or a server-only one when no transport certificate is used).
+    :param on_new_token: called with every new token value, e.g. to register it with a secret masker.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: requests.Session,
+        token_endpoint: str,
+        issuer: str,
+        client_auth: ClientAuth,
+        scope: str,
+        certificate_thumbprint: str | None,
+        timeout: float,
+        retry: RetryPolicy,
+        on_new_token: Callable[[str], None],
+    ) -> None:
+        self._session = session
+        self.token_endpoint = token_endpoint
+        self._issuer = issuer
+        self._client_auth = client_auth
+        self._scope = scope
+        self._thumbprint = certificate_thumbprint
+        self._timeout = timeout
+        self._retry = retry
+        self._on_new_token = on_new_token
+        self._key: CacheKey = (
+            token_endpoint,
+            client_auth.client_id,
+            client_auth.method.value,
+            certificate_thumbprint,
+            scope,
+        )
+
+    def get(self) -> str:
+        """Return a fresh access token, requesting one only when the cached one is due for renewal."""
+        token = TOKEN_CACHE.get(self._key)
+        if token is not None and token.is_fresh(time.monotonic()):
+            return token.value
+        with TOKEN_CACHE.lock(self._key):
+            token = TOKEN_CACHE.get(self._key)
+            if token is None or not token.is_fresh(time.monotonic()):
+                token = self._request()
+                TOKEN_CACHE.put(self._key, token)
+        return token.value
+
+    def invalidate(self, value: str) -> None:
+        """Forget ``value`` if it is still the cached token (after the API refused it)."""
+        TOKEN_CACHE.drop(self._key, value)
+
+    def _request(self) -> AccessToken:
+        started = time.monotonic()
+
+        def send() -> requests.Response:
+            form = {"grant_type": "client_credentials", "scope": self._scope}
+            form.update(self._client_auth.form_fields(issuer=self._issuer, token_endpoint=self.token_endpoint))
+            return self._session.post(
+                self.token_endpoint, data=form, headers={"Accept": "application/json"}, timeout=self._timeout
+            )
+
+        try:
+            response = self._retry.call(
+                send, describe=f"Token request to {self.token_endpoint}", retry_status=_is_transient
+            )
+        except requests.RequestException as error:
+            raise TokenError(
+                f"Could not reach the token endpoint {self.token_endpoint}: {type(error).__name__}. Check "
+                "network access to it; for mTLS endpoints a TLS failure here usually means the server does "
+                "not accept transport_cert (wrong CA) or ca_bundle does not match the server."
+            ) from error
+        body = _json_object(response)
+        if response.status_code != 200 or "access_token" not in body:
+            raise self._error(response, body)
+        value = body["access_token"]
+        token_type = str(body.get("token_type", "")).lower()
+        if not isinstance(value, str) or not value or token_type != "bearer":  # noqa: S105
+            raise TokenError(
+                f"The token endpoint {self.token_endpoint} returned an unusable token "
+                f"(token_type {body.get('token_type')!r}); expected a Bearer access token.",
+                status=response.status_code,
+            )
+        self._on_new_token(value)
+        check_token_binding(value, self._thumbprint)
+        lifetime = _lifetime(body)
+        margin = min(MAX_RENEWAL_MARGIN, lifetime / 5)
+        log.info(
+            "Obtained an access token for client %s (%s, scope %r, expires in %.0fs) in %.0f ms",
+            self._client_auth.client_id,
+            self._client_auth.method.value,
+            body.get("scope", self._scope),
+            lifetime,
+            (time.monotonic() - started) * 1000,
+        )
+        return AccessToken(
+            value=value,
+            renew_at=started + lifetime - margin,
+            expires_at=started + lifetime,
+            scope=str(body["scope"]) if "scope" in body else None,
+        )
+
+    def _error(self, response: requests.Response, body: dict[str, object]) -> TokenError:
+        error = body.get("error") if isinstance(body.get("error"), str) else None
+        description = body.get("error_description") if isinstance(body.get("error_description"), str) else None
+        hint = self._client_auth.failure_hint(
+            str(error) if error else None, issuer=self._issuer, token_endpoint=self.token_endpoint
+        )
+        if error:
+            detail = f"{error}: {description}" if description else str(error)
+        else:
+            detail = f"HTTP {response.status_code} without an OAuth error body"
+        return TokenError(
+            f"The token endpoint {self.token_endpoint} refused client {self._client_auth.client_id!r} "
+            f"({self._client_auth.method.value}): {detail}. {hint}",
+            error=str(error) if error else None,
+            error_description=str(description) if description else None,
+            status=response.status_code,
+        )
+
+
+def _is_transient(response: requests.Response) -> bool:
+    if response.status_code in RETRY_STATUSES:
+        return True
+    return response.status_code == 400 and _json_object(response).get("error") in _TRANSIENT_OAUTH_ERRORS
+
+
+def _json_object(response: requests.Response) -> dict[str, object]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _lifetime(body: dict[str, object]) -> float:
+    expires_in = body.get("expires_in")
+    try:
+        lifetime = float(expires_in)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return DEFAULT_LIFETIME
+    return lifetime if lifetime > 0 else DEFAULT_LIFETIME

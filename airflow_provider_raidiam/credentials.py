@@ -1,0 +1,252 @@
+"""Certificates and keys given as a file path or as PEM text, turned into an ``ssl.SSLContext``.
+
+PEM text (from a secrets backend, so workers need no files) is written to a private ``0700`` directory
+as ``0600`` files only for as long as OpenSSL needs to read it, then removed, also on failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import logging
+import os
+import ssl
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from airflow_provider_raidiam.exceptions import CredentialError
+
+log = logging.getLogger(__name__)
+
+EXPIRY_WARNING = timedelta(days=30)
+_PEM_MARKER = "-----BEGIN"
+
+
+def is_pem_text(value: str) -> bool:
+    """Whether a connection value holds PEM text rather than a file path."""
+    return _PEM_MARKER in value
+
+
+def read_material(value: str, field_name: str) -> bytes:
+    """Return the PEM bytes of a connection value that is either a file path or PEM text."""
+    if is_pem_text(value):
+        # Secrets backends and env vars often carry PEM with literal "\n" escapes.
+        text = value if "\n" in value.strip() else value.replace("\\n", "\n")
+        return text.strip().encode() + b"\n"
+    path = Path(value).expanduser()
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CredentialError(
+            f"{field_name}: file {str(path)!r} does not exist on this worker. Give a path that exists where "
+            "the task runs, or put the PEM text itself in the connection field."
+        ) from None
+    except IsADirectoryError:
+        raise CredentialError(f"{field_name}: {str(path)!r} is a directory, not a PEM file.") from None
+    except PermissionError:
+        raise CredentialError(
+            f"{field_name}: file {str(path)!r} is not readable by this process (permission denied). "
+            "Make it readable by the Airflow worker's user."
+        ) from None
+
+
+def certificate_thumbprint(certificate: x509.Certificate) -> str:
+    """RFC 8705 ``x5t#S256``: base64url (no padding) SHA-256 of the certificate's DER bytes."""
+    digest = hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class TransportCertificate:
+    """What the provider needs to know about the configured transport certificate."""
+
+    subject: str
+    thumbprint: str
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """SSL contexts built once per connection and reused by every request.
+
+    ``mtls_context`` presents the transport certificate (token and Directory API calls);
+    ``server_only_context`` only verifies servers (discovery, public participants list).
+    """
+
+    server_only_context: ssl.SSLContext
+    mtls_context: ssl.SSLContext | None = None
+    certificate: TransportCertificate | None = field(default=None)
+
+
+def load_certificate(value: str, field_name: str = "transport_cert") -> x509.Certificate:
+    """Load the first certificate of a PEM file or text, checking its validity period."""
+    data = read_material(value, field_name)
+    try:
+        certificate = x509.load_pem_x509_certificates(data)[0]
+    except ValueError:
+        raise CredentialError(
+            f"{field_name} does not contain a PEM certificate (expected '-----BEGIN CERTIFICATE-----'). "
+            "Check that the field holds the certificate, not the key or a DER/PKCS#12 file."
+        ) from None
+    now = datetime.now(UTC)
+    subject = certificate.subject.rfc4514_string()
+    if certificate.not_valid_after_utc <= now:
+        raise CredentialError(
+            f"{field_name} ({subject}) expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC. "
+            "Issue a new transport certificate in the Directory and update the connection."
+        )
+    if certificate.not_valid_before_utc > now:
+        raise CredentialError(
+            f"{field_name} ({subject}) is not valid before {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} "
+            "UTC. Check the worker's clock, or wait until the certificate becomes valid."
+        )
+    if certificate.not_valid_after_utc - now < EXPIRY_WARNING:
+        log.warning(
+            "%s (%s) expires on %s UTC: renew it in the Directory soon.",
+            field_name,
+            subject,
+            f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M}",
+        )
+    return certificate
+
+
+def load_private_key(value: str, passphrase: str | None, field_name: str) -> PrivateKeyTypes:
+    """Load a PEM private key (optionally encrypted with ``passphrase``)."""
+    data = read_material(value, field_name)
+    password = passphrase.encode() if passphrase else None
+    try:
+        return serialization.load_pem_private_key(data, password=password)
+    except TypeError:
+        if password is None:
+            raise CredentialError(
+                f"{field_name} is encrypted: put its passphrase in the connection's Password field."
+            ) from None
+        # The passphrase belongs to the other key; this one is not encrypted.
+        return load_private_key(value, None, field_name)
+    except ValueError:
+        if b"ENCRYPTED" in data and password is not None:
+            raise CredentialError(
+                f"{field_name} could not be decrypted: the passphrase (connection Password) is wrong."
+            ) from None
+        raise CredentialError(
+            f"{field_name} does not contain a PEM private key (expected '-----BEGIN PRIVATE KEY-----' or "
+            "'-----BEGIN RSA/EC PRIVATE KEY-----'). Check that the field holds the key, not the certificate."
+        ) from None
+
+
+def load_signing_key(value: str, passphrase: str | None, algorithm: str) -> PrivateKeyTypes:
+    """Load the ``private_key_jwt`` signing key and check it suits ``algorithm``."""
+    key = load_private_key(value, passphrase, "signing_key")
+    if algorithm in ("PS256", "RS256"):
+        if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
+            raise CredentialError(
+                f"signing_alg {algorithm} needs an RSA signing key of at least 2048 bits; signing_key is "
+                f"{_describe_key(key)}. Use the key of your signing certificate, or change signing_alg."
+            )
+    elif not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise CredentialError(
+            f"signing_alg ES256 needs an EC P-256 signing key; signing_key is {_describe_key(key)}. "
+            "Use the key of your signing certificate, or change signing_alg."
+        )
+    return key
+
+
+def build_tls_material(
+    *,
+    ca_bundle: str | None,
+    transport_cert: str | None,
+    transport_key: str | None,
+    passphrase: str | None,
+) -> TlsMaterial:
+    """Build the SSL contexts for a connection; verification is always on, TLS 1.2 minimum."""
+    server_only = _server_context(ca_bundle)
+    if transport_cert is None or transport_key is None:
+        return TlsMaterial(server_only_context=server_only)
+
+    certificate = load_certificate(transport_cert)
+    key = load_private_key(transport_key, passphrase, "transport_key")
+    if _public_der(key.public_key()) != _public_der(certificate.public_key()):
+        raise CredentialError(
+            f"transport_key does not match transport_cert ({certificate.subject.rfc4514_string()}): the "
+            "key is for another certificate. Use the private key generated with this certificate's CSR."
+        )
+    mtls = _server_context(ca_bundle)
+    with _as_files((transport_cert, "transport_cert"), (transport_key, "transport_key")) as (
+        cert_path,
+        key_path,
+    ):
+        try:
+            mtls.load_cert_chain(cert_path, key_path, password=passphrase)
+        except ssl.SSLError as error:
+            raise CredentialError(
+                f"OpenSSL could not load transport_cert/transport_key: {error.reason or error}."
+            ) from None
+    info = TransportCertificate(
+        subject=certificate.subject.rfc4514_string(),
+        thumbprint=certificate_thumbprint(certificate),
+        not_after=certificate.not_valid_after_utc,
+    )
+    return TlsMaterial(server_only_context=server_only, mtls_context=mtls, certificate=info)
+
+
+def _server_context(ca_bundle: str | None) -> ssl.SSLContext:
+    if ca_bundle is None:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    else:
+        pem = read_material(ca_bundle, "ca_bundle").decode("ascii", errors="replace")
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            raise CredentialError(
+                "ca_bundle does not contain any PEM certificate. Give the ecosystem's CA chain "
+                "(root and issuing CAs) as a PEM file path or PEM text."
+            )
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        context.load_verify_locations(cadata=pem)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+@contextlib.contextmanager
+def _as_files(*values: tuple[str, str]) -> Iterator[list[str]]:
+    """Yield file paths for values; PEM text goes to 0600 files in a 0700 directory removed on exit."""
+    if not any(is_pem_text(value) for value, _ in values):
+        yield [str(Path(value).expanduser()) for value, _ in values]
+        return
+    with tempfile.TemporaryDirectory(prefix="raidiam-") as directory:
+        paths = []
+        for index, (value, name) in enumerate(values):
+            if not is_pem_text(value):
+                paths.append(str(Path(value).expanduser()))
+                continue
+            path = os.path.join(directory, f"{index}-{name}.pem")
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(read_material(value, name))
+            paths.append(path)
+        yield paths
+
+
+def _public_der(public_key: object) -> bytes:
+    serialize = getattr(public_key, "public_bytes", None)
+    if serialize is None:
+        return b""
+    der: bytes = serialize(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return der
+
+
+def _describe_key(key: PrivateKeyTypes) -> str:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return f"an RSA {key.key_size}-bit key"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return f"an EC {key.curve.name} key"
+    return f"a {type(key).__name__}"

@@ -1,0 +1,145 @@
+"""OpenID Provider discovery: fetched once per process per URL, validated, routed to RFC 8705 aliases."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from airflow_provider_raidiam.exceptions import DiscoveryError
+from airflow_provider_raidiam.http import RetryPolicy
+
+_cache: dict[tuple[str, str], ProviderMetadata] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ProviderMetadata:
+    """The validated parts of a discovery document, plus the whole document in ``document``."""
+
+    issuer: str
+    token_endpoint: str
+    mtls_endpoint_aliases: Mapping[str, str] | None
+    auth_methods_supported: tuple[str, ...] | None
+    document: Mapping[str, Any] = field(repr=False)
+
+    def token_endpoint_for(self, *, mtls: bool) -> str:
+        """The token endpoint to call: the mTLS alias when a certificate is used (RFC 8705 section 5).
+
+        A server that publishes no ``mtls_endpoint_aliases`` at all serves mTLS on its plain endpoints;
+        one that publishes aliases but none for the token endpoint is refused rather than guessed at.
+        """
+        if not mtls or self.mtls_endpoint_aliases is None:
+            return self.token_endpoint
+        alias = self.mtls_endpoint_aliases.get("token_endpoint")
+        if alias is None:
+            raise DiscoveryError(
+                f"The discovery document of {self.issuer} publishes mtls_endpoint_aliases without a "
+                "token_endpoint alias, so there is no endpoint for certificate-bound tokens. Check the "
+                "issuer URL (it should be the Directory's auth host), or report it to the server's operator."
+            )
+        return alias
+
+
+def get_provider_metadata(
+    session: requests.Session,
+    discovery_url: str,
+    *,
+    expected_issuer: str,
+    timeout: float,
+    retry: RetryPolicy,
+) -> ProviderMetadata:
+    """Return the validated discovery document, fetching it only the first time in this process."""
+    key = (discovery_url, expected_issuer)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    metadata = _fetch(session, discovery_url, expected_issuer, timeout, retry)
+    with _cache_lock:
+        return _cache.setdefault(key, metadata)
+
+
+def clear_cache() -> None:
+    """Forget every cached discovery document (tests, or after an issuer's configuration changed)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _fetch(
+    session: requests.Session, url: str, expected_issuer: str, timeout: float, retry: RetryPolicy
+) -> ProviderMetadata:
+    try:
+        response = retry.call(
+            lambda: session.get(url, timeout=timeout, allow_redirects=False, headers={"Accept": "application/json"}),
+            describe=f"GET {url}",
+        )
+    except requests.RequestException as error:
+        raise DiscoveryError(
+            f"Could not reach the discovery document {url}: {type(error).__name__}. Check the Issuer URL, "
+            "the worker's network access to it, and ca_bundle (the CA that signed the server's certificate)."
+        ) from error
+    if response.is_redirect:
+        raise DiscoveryError(
+            f"{url} redirects to {response.headers.get('Location')!r}; redirects are not followed for "
+            "discovery. Set the Issuer URL (or discovery_url) to the final address."
+        )
+    if response.status_code != 200:
+        raise DiscoveryError(
+            f"{url} answered HTTP {response.status_code}, not a discovery document. Check the Issuer URL "
+            "(discovery is the issuer + '/.well-known/openid-configuration'), or set discovery_url."
+        )
+    try:
+        document = response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "unknown content type")
+        raise DiscoveryError(
+            f"{url} did not return JSON ({kind}). Check that the Issuer URL points at the "
+            "authorisation server, not a web page."
+        ) from None
+    return validate(document, expected_issuer=expected_issuer, source=url)
+
+
+def validate(document: Any, *, expected_issuer: str, source: str) -> ProviderMetadata:
+    """Check a discovery document: issuer match, https endpoints, a token endpoint."""
+    if not isinstance(document, dict):
+        raise DiscoveryError(f"{source} is not a JSON object, so it is not a discovery document.")
+    issuer = document.get("issuer")
+    if not isinstance(issuer, str) or issuer.rstrip("/") != expected_issuer.rstrip("/"):
+        raise DiscoveryError(
+            f"Issuer mismatch: the connection expects {expected_issuer!r} but {source} says {issuer!r}. "
+            "Set the connection's Issuer URL to the server's exact issuer (a mismatch can also mean the "
+            "discovery URL points at another server)."
+        )
+    token_endpoint = document.get("token_endpoint")
+    if not isinstance(token_endpoint, str):
+        raise DiscoveryError(f"{source} has no token_endpoint, so no token can be requested from {issuer}.")
+    for name, value in document.items():
+        if (name.endswith("_endpoint") or name == "jwks_uri") and isinstance(value, str):
+            _require_https(value, name, source)
+    aliases = document.get("mtls_endpoint_aliases")
+    if aliases is not None:
+        if not isinstance(aliases, dict):
+            raise DiscoveryError(f"{source}: mtls_endpoint_aliases is not a JSON object.")
+        for name, value in aliases.items():
+            if not isinstance(value, str):
+                raise DiscoveryError(f"{source}: mtls_endpoint_aliases.{name} is not a URL string.")
+            _require_https(value, f"mtls_endpoint_aliases.{name}", source)
+    methods = document.get("token_endpoint_auth_methods_supported")
+    return ProviderMetadata(
+        issuer=issuer,
+        token_endpoint=token_endpoint,
+        mtls_endpoint_aliases=aliases,
+        auth_methods_supported=tuple(methods) if isinstance(methods, list) else None,
+        document=document,
+    )
+
+
+def _require_https(url: str, name: str, source: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise DiscoveryError(f"{source}: {name} is {url!r}, not an https:// URL. Refusing to send credentials over it.")

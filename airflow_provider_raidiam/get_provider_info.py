@@ -1,0 +1,137 @@
+"""Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_raidiam import __version__
+
+_TEXT = {"type": ["string", "null"]}
+_SECRET_TEXT = {"type": ["string", "null"], "format": "password"}
+
+
+def _field(label: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"label": label, "description": description, "schema": schema or _TEXT}
+
+
+CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
+    "auth_method": _field(
+        "Client authentication",
+        "How the client authenticates at the token endpoint: the transport certificate alone "
+        "(tls_client_auth) or a signed client assertion (private_key_jwt).",
+        {"type": "string", "enum": ["tls_client_auth", "private_key_jwt"], "default": "tls_client_auth"},
+    ),
+    "api_base_url": _field(
+        "Directory API base URL",
+        "The mTLS Directory API, e.g. https://matls-api.sandbox.raidiam.io.",
+    ),
+    "scope": _field(
+        "Scope",
+        "Space-separated scopes to request.",
+        {"type": ["string", "null"], "default": "directory:software"},
+    ),
+    "transport_cert": _field(
+        "Transport certificate",
+        "The software statement's transport (rtstransport) certificate: a file path on the worker, or the "
+        "PEM text itself.",
+        {"type": ["string", "null"], "format": "multiline"},
+    ),
+    "transport_key": _field(
+        "Transport private key",
+        "The transport certificate's private key: a file path or the PEM text. If encrypted, put its "
+        "passphrase in the Password field.",
+        _SECRET_TEXT,
+    ),
+    "ca_bundle": _field(
+        "CA bundle",
+        "The ecosystem's CA chain that signs the server certificates: a file path or PEM text. Leave empty "
+        "to use the system trust store.",
+        {"type": ["string", "null"], "format": "multiline"},
+    ),
+    "signing_key": _field(
+        "Signing private key (private_key_jwt)",
+        "The signing (rtssigning) certificate's private key that signs client assertions: a path or PEM text.",
+        _SECRET_TEXT,
+    ),
+    "signing_key_id": _field(
+        "Signing key ID (kid)",
+        "The kid of the signing key as registered in the Directory (sent in the assertion header).",
+    ),
+    "signing_alg": _field(
+        "Signing algorithm",
+        "Algorithm of the client assertion.",
+        {"type": "string", "enum": ["PS256", "RS256", "ES256"], "default": "PS256"},
+    ),
+    "assertion_audience": _field(
+        "Client assertion audience",
+        "'issuer' (default), 'token_endpoint', or a literal URL to put in the assertion's aud claim.",
+        {"type": ["string", "null"], "default": "issuer"},
+    ),
+    "discovery_url": _field(
+        "Discovery URL",
+        "Only when discovery is not at the issuer + /.well-known/openid-configuration.",
+    ),
+    "participants_url": _field(
+        "Participants URL",
+        "The public participants list, e.g. https://data.directory.openbankingbrasil.org.br/participants.",
+    ),
+    "timeout": _field(
+        "Timeout (seconds)",
+        "Connect and read timeout of each HTTP call.",
+        {"type": ["number", "null"], "default": 30},
+    ),
+    "page_size": _field(
+        "Page size",
+        "Records per page on paged Directory endpoints.",
+        {"type": ["integer", "null"], "default": 1000},
+    ),
+    "max_workers": _field(
+        "Concurrent requests",
+        "Parallel Directory calls in fan-out reads (one token and one connection pool are shared).",
+        {"type": ["integer", "null"], "default": 8},
+    ),
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's metadata: hook, operators and the ``raidiam`` connection form."""
+    return {
+        "package-name": "airflow-provider-raidiam",
+        "name": "Raidiam",
+        "description": "Raidiam Connect directories (Open Finance Brasil, ConnectID, OPIN, ...): OIDC discovery, "
+        "certificate-bound client-credentials tokens over mTLS, and Directory data into pandas.",
+        "versions": [__version__],
+        "integrations": [{"integration-name": "Raidiam", "tags": ["service"]}],
+        "hooks": [{"integration-name": "Raidiam", "python-modules": ["airflow_provider_raidiam.hooks.raidiam"]}],
+        "operators": [
+            {
+                "integration-name": "Raidiam",
+                "python-modules": ["airflow_provider_raidiam.operators.directory"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "raidiam",
+                "hook-class-name": "airflow_provider_raidiam.hooks.raidiam.RaidiamHook",
+                "hook-name": "Raidiam",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["port", "schema", "extra"],
+                    "relabeling": {
+                        "host": "Issuer URL",
+                        "login": "Client ID",
+                        "password": "Private key passphrase",
+                    },
+                    "placeholders": {
+                        "host": "https://auth.sandbox.raidiam.io",
+                        "login": "client id of your software statement",
+                        "password": "only if a private key is encrypted",
+                        "api_base_url": "https://matls-api.sandbox.raidiam.io",
+                        "transport_cert": "/path/to/transport.pem or -----BEGIN CERTIFICATE-----...",
+                        "transport_key": "/path/to/transport.key or -----BEGIN PRIVATE KEY-----...",
+                        "ca_bundle": "/path/to/ca.pem (empty: system trust store)",
+                    },
+                },
+                "conn-fields": CONNECTION_FIELDS,
+            }
+        ],
+    }

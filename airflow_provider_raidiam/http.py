@@ -1,0 +1,157 @@
+"""HTTP sessions that always verify TLS with the connection's own SSL context, and the retry policy.
+
+One ``SSLContext`` per connection is built once (see :mod:`airflow_provider_raidiam.credentials`) and
+every pooled connection uses it, so a handshake happens once per pooled connection and the configured CA
+wins over ``REQUESTS_CA_BUNDLE`` and friends (``trust_env`` is off).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import tenacity
+from requests.adapters import HTTPAdapter
+
+from airflow_provider_raidiam.exceptions import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+class SslContextAdapter(HTTPAdapter):
+    """An adapter whose connections all use one pre-built, verifying ``SSLContext``.
+
+    requests would otherwise load ``verify``/``cert`` files into the context for every new connection
+    (and take the CA from the environment); here the per-request TLS arguments are refused instead.
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext, pool_maxsize: int) -> None:
+        self._ssl_context = ssl_context
+        super().__init__(pool_connections=8, pool_maxsize=pool_maxsize)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, ssl_context=self._ssl_context, **pool_kwargs)
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> Any:
+        _refuse_per_request_tls(verify, cert)
+        return super().build_connection_pool_key_attributes(request, True, None)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        _refuse_per_request_tls(verify, cert)
+        conn.cert_reqs = "CERT_REQUIRED"
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
+
+
+def _refuse_per_request_tls(verify: Any, cert: Any) -> None:
+    if verify is not True or cert is not None:
+        raise ConfigurationError(
+            "TLS settings come from the Raidiam connection (ca_bundle, transport_cert, transport_key); "
+            "per-request 'verify' and 'cert' arguments are not accepted, and verification cannot be disabled."
+        )
+
+
+def new_session(ssl_context: ssl.SSLContext, pool_maxsize: int) -> requests.Session:
+    """A keep-alive session that speaks only HTTPS through ``ssl_context`` and ignores the environment."""
+    session = requests.Session()
+    session.trust_env = False
+    session.mount("https://", SslContextAdapter(ssl_context, pool_maxsize))
+    session.mount("http://", _PlainHttpRefused())
+    return session
+
+
+class _PlainHttpRefused(HTTPAdapter):
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        raise ConfigurationError(f"Refusing plain-HTTP URL {request.url}: Raidiam endpoints are https:// only.")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff and jitter, honouring ``Retry-After`` (capped).
+
+    :param attempts: total attempts including the first.
+    :param max_elapsed: give up retrying once this many seconds have passed since the first attempt.
+    :param initial_wait: first backoff in seconds; doubles each attempt, plus jitter.
+    :param max_wait: cap of one wait, ``Retry-After`` included.
+    """
+
+    attempts: int = 6
+    max_elapsed: float = 120.0
+    initial_wait: float = 0.25
+    max_wait: float = 20.0
+
+    def call(
+        self,
+        send: Callable[[], requests.Response],
+        *,
+        describe: str,
+        retry_status: Callable[[requests.Response], bool] | None = None,
+    ) -> requests.Response:
+        """Call ``send`` until it returns a non-retryable response or the policy is exhausted.
+
+        Returns the last response (the caller turns an error status into a typed error); re-raises the
+        last transport error when no response was ever received.
+        """
+        should_retry_status = retry_status or (lambda response: response.status_code in RETRY_STATUSES)
+        backoff = tenacity.wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            outcome = state.outcome
+            if outcome is not None and not outcome.failed:
+                delay = retry_after_seconds(outcome.result())
+                if delay is not None:
+                    return min(delay, self.max_wait)
+            return float(backoff(state))
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            outcome = state.outcome
+            assert outcome is not None
+            if outcome.failed:
+                reason = type(outcome.exception()).__name__
+            else:
+                reason = f"HTTP {outcome.result().status_code}"
+            log.warning(
+                "%s failed (%s); retry %d/%d in %.2fs",
+                describe,
+                reason,
+                state.attempt_number,
+                self.attempts - 1,
+                state.upcoming_sleep,
+            )
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.attempts) | tenacity.stop_after_delay(self.max_elapsed),
+            wait=wait,
+            retry=tenacity.retry_if_exception_type(TRANSIENT_ERRORS) | tenacity.retry_if_result(should_retry_status),
+            before_sleep=before_sleep,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            reraise=True,
+        )
+        response: requests.Response = retrying(send)
+        return response
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Seconds to wait per the response's ``Retry-After`` (delta-seconds or HTTP-date), if any."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
