@@ -6,6 +6,7 @@ The Airflow hook (:mod:`airflow_provider_raidiam.hooks.raidiam`) is a thin shell
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 import uuid
@@ -19,7 +20,7 @@ import requests
 
 from airflow_provider_raidiam.auth.client_auth import client_auth_for
 from airflow_provider_raidiam.auth.token_client import TokenClient
-from airflow_provider_raidiam.connection import RaidiamSettings
+from airflow_provider_raidiam.connection import DEFAULT_TIMEOUT, RaidiamSettings
 from airflow_provider_raidiam.credentials import TlsMaterial, build_tls_material
 from airflow_provider_raidiam.discovery import ProviderMetadata, get_provider_metadata
 from airflow_provider_raidiam.exceptions import (
@@ -43,9 +44,9 @@ PROGRESS_INTERVAL = 10.0
 class Logger(Protocol):
     """What the client needs of a logger (``logging.Logger`` and Airflow's task logger both fit)."""
 
-    def debug(self, msg: str, *args: Any) -> Any: ...
-    def info(self, msg: str, *args: Any) -> Any: ...
-    def warning(self, msg: str, *args: Any) -> Any: ...
+    def debug(self, msg: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+    def info(self, msg: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+    def warning(self, msg: Any, /, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class RaidiamClient:
@@ -95,16 +96,22 @@ class RaidiamClient:
         return new_session(context, pool_maxsize=self.settings.max_workers + 2)
 
     @cached_property
-    def public_session(self) -> requests.Session:
-        """Keep-alive session that presents no client certificate (discovery, public endpoints)."""
-        return new_session(self.tls.server_only_context, pool_maxsize=self.settings.max_workers + 2)
+    def public(self) -> PublicClient:
+        """Client for public endpoints (discovery, participants list): no token, no client certificate."""
+        return PublicClient(
+            self.tls.server_only_context,
+            timeout=self.settings.timeout,
+            retry=self.retry,
+            pool_maxsize=self.settings.max_workers + 2,
+            logger=self.log,
+        )
 
     # -- discovery and tokens ----------------------------------------------------------------------
 
     def discovery(self) -> ProviderMetadata:
         """The validated discovery document (fetched once per process per URL)."""
         return get_provider_metadata(
-            self.public_session,
+            self.public.session,
             self.settings.discovery_url,
             expected_issuer=self.settings.issuer,
             timeout=self.settings.timeout,
@@ -165,7 +172,6 @@ class RaidiamClient:
         *,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
-        authenticated: bool = True,
         raise_for_status: bool = True,
         **kwargs: Any,
     ) -> requests.Response:
@@ -174,7 +180,6 @@ class RaidiamClient:
         Idempotent methods are retried on connection errors, 429 and 5xx (see :class:`RetryPolicy`);
         a 401 drops the cached token, fetches a new one and retries once.
 
-        :param authenticated: send the access token (and the client certificate); ``False`` sends neither.
         :param raise_for_status: raise :class:`ApiError` on an error status (default), else return it.
         :param kwargs: passed to :meth:`requests.Session.request` (``json``, ``data``, ``timeout``, ...).
         """
@@ -183,12 +188,10 @@ class RaidiamClient:
         sent_headers = {"Accept": "application/json", INTERACTION_HEADER: str(uuid.uuid4())}
         sent_headers.update(headers or {})
         kwargs.setdefault("timeout", self.settings.timeout)
-        session = self.mtls_session if authenticated else self.public_session
 
         def send_once() -> requests.Response:
-            if authenticated:
-                sent_headers["Authorization"] = f"Bearer {self.access_token()}"
-            return session.request(method, url, params=params, headers=sent_headers, **kwargs)
+            sent_headers["Authorization"] = f"Bearer {self.access_token()}"
+            return self.mtls_session.request(method, url, params=params, headers=sent_headers, **kwargs)
 
         def send() -> requests.Response:
             if method in IDEMPOTENT_METHODS:
@@ -198,17 +201,12 @@ class RaidiamClient:
         started = time.monotonic()
         try:
             response = send()
-            if authenticated and response.status_code == 401:
+            if response.status_code == 401:
                 self.token_client.invalidate(sent_headers["Authorization"].removeprefix("Bearer "))
                 self.log.info("%s %s -> 401; renewing the access token and retrying once", method, url)
                 response = send()
         except requests.RequestException as error:
-            raise ApiError(
-                f"{method} {url} failed: {type(error).__name__}: {str(error)[:300]}. Check network access to "
-                f"the Directory API. ({INTERACTION_HEADER}={sent_headers[INTERACTION_HEADER]})",
-                interaction_id=sent_headers[INTERACTION_HEADER],
-                url=url,
-            ) from None
+            raise transport_error(method, url, error, sent_headers[INTERACTION_HEADER]) from None
         self.log.debug(
             "%s %s -> %s (%.0f ms, %s=%s)",
             method,
@@ -228,7 +226,7 @@ class RaidiamClient:
 
     def get_public_json(self, url: str) -> Any:
         """GET a public URL (no token, no client certificate), e.g. the participants list."""
-        return parse_json(self.request("GET", url, authenticated=False))
+        return self.public.get_json(url)
 
     def paginate(
         self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
@@ -331,16 +329,76 @@ class RaidiamClient:
             if self._executor is not None:
                 self._executor.shutdown(wait=True, cancel_futures=True)
                 self._executor = None
-        for name in ("mtls_session", "public_session"):
-            session = self.__dict__.pop(name, None)
-            if session is not None:
-                session.close()
+        mtls_session = self.__dict__.pop("mtls_session", None)
+        if mtls_session is not None:
+            mtls_session.close()
+        public = self.__dict__.pop("public", None)
+        if public is not None:
+            public.close()
 
     def __enter__(self) -> RaidiamClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class PublicClient:
+    """Reads Raidiam's public endpoints (discovery, the participants list): no token, no client certificate.
+
+    :param ssl_context: a server-verifying context, e.g. ``build_tls_material(ca_bundle=...).server_only_context``.
+    """
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        pool_maxsize: int = 4,
+        logger: Logger | None = None,
+    ) -> None:
+        self.session = new_session(ssl_context, pool_maxsize=pool_maxsize)
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.log: Logger = logger or logging.getLogger(__name__)
+
+    @classmethod
+    def for_ca_bundle(cls, ca_bundle: str | None = None, **kwargs: Any) -> PublicClient:
+        """A client trusting ``ca_bundle`` (path or PEM text), or the system trust store when ``None``."""
+        material = build_tls_material(ca_bundle=ca_bundle, transport_cert=None, transport_key=None, passphrase=None)
+        return cls(material.server_only_context, **kwargs)
+
+    def get_json(self, url: str) -> Any:
+        """GET ``url`` (retried when transient) and return its parsed JSON body."""
+        if urlsplit(url).scheme != "https":
+            raise ConfigurationError(f"Refusing {url!r}: Raidiam endpoints are https:// only.")
+        interaction_id = str(uuid.uuid4())
+        headers = {"Accept": "application/json", INTERACTION_HEADER: interaction_id}
+        try:
+            response = self.retry.call(
+                lambda: self.session.get(url, headers=headers, timeout=self.timeout), describe=f"GET {url}"
+            )
+        except requests.RequestException as error:
+            raise transport_error("GET", url, error, interaction_id) from None
+        self.log.debug("GET %s -> %s (%s=%s)", url, response.status_code, INTERACTION_HEADER, interaction_id)
+        if response.status_code >= 400:
+            raise api_error(response, interaction_id)
+        return parse_json(response)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.session.close()
+
+
+def transport_error(method: str, url: str, error: requests.RequestException, interaction_id: str) -> ApiError:
+    """An :class:`ApiError` for a call that got no usable response, even after retries."""
+    return ApiError(
+        f"{method} {url} failed: {type(error).__name__}: {str(error)[:300]}. Check network access to the "
+        f"server. ({INTERACTION_HEADER}={interaction_id})",
+        interaction_id=interaction_id,
+        url=url,
+    )
 
 
 def parse_json(response: requests.Response) -> Any:
