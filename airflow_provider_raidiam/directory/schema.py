@@ -27,7 +27,7 @@ Conventions (they are part of the provider's public interface):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 __all__ = [
@@ -244,21 +244,15 @@ _AS_TREE = "Read from `GET /organisations/{OrganisationId}/authorisationservers`
 _SS_TREE = "Read from `GET /organisations/{OrganisationId}/softwarestatements`"
 
 
-def _participants(t: TableSchema, **changes: object) -> TableSchema:
+def _participants(t: TableSchema) -> TableSchema:
     """The ``participants_`` twin of a table: same columns, read from the public participants list."""
-    kids = tuple((f, "participants_" + c) for f, c in t.children)
-    parent = "participants_" + t.parent if t.parent else None
-    args: dict[str, object] = {
-        "name": "participants_" + t.name,
-        "description": t.description.split(". ")[0] + ". Read from the public participants list.",
-        "columns": t.columns,
-        "key": t.key,
-        "parent": parent,
-        "parent_key": t.parent_key,
-        "children": kids,
-    }
-    args.update(changes)
-    return TableSchema(**args)  # type: ignore[arg-type]
+    return replace(
+        t,
+        name="participants_" + t.name,
+        description=t.description.split(". ")[0] + ". Read from the public participants list",
+        parent="participants_" + t.parent if t.parent else None,
+        children=tuple((f, "participants_" + c) for f, c in t.children),
+    )
 
 
 _T = [
@@ -272,7 +266,7 @@ _T = [
         "organisation_details",
         "One row per organisation, from its detail record `OrgDetails` plus the terms-and-conditions "
         "details. Read from `GET /organisations/{OrganisationId}` (one call per organisation)",
-        (*_ORGANISATION, Column("TncDetails", J)),
+        (*_inherit("organisation_id"), *_ORGANISATION[1:], Column("TncDetails", J)),
         key=("organisation_id",),
     ),
     TableSchema(
@@ -449,7 +443,7 @@ _PARTICIPANTS_ORGANISATIONS = TableSchema(
 _by_name = {t.name: t for t in _T}
 _T += [
     _PARTICIPANTS_ORGANISATIONS,
-    _participants(_by_name["authorisation_servers"], parent="participants_organisations"),
+    _participants(_by_name["authorisation_servers"]),
     _participants(_by_name["api_resources"]),
     _participants(_by_name["api_discovery_endpoints"]),
     _participants(_by_name["authorisation_server_certifications"]),

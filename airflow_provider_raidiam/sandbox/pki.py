@@ -34,7 +34,7 @@ AS_SIGNING_KEY_ID: Final = "sandbox-as-signing"
 """``kid`` of the authorisation server's own token-signing key."""
 
 _ORGANISATION = "airflow-provider-raidiam sandbox"
-_VERSION = 1  # bump when the layout changes so old state dirs are regenerated
+_VERSION = 2  # bump when the layout changes so old state dirs are regenerated
 _MIN_REMAINING = dt.timedelta(days=7)
 _PRIVATE_MODE = 0o600
 
@@ -383,6 +383,6 @@ class TestPki:
             _write(self.key(f"signing-{kind}"), _key_pem(signer), private=True)
             jwk = json.dumps(public_jwk(signer, kid), indent=2).encode()
             _write(self.directory / f"signing-{kind}.jwk.json", jwk)
-        as_jwks = {"keys": [_private_rsa_jwk(_rsa(), AS_SIGNING_KEY_ID)]}
+        as_jwks = {"keys": [{**_private_rsa_jwk(_rsa(), AS_SIGNING_KEY_ID), "alg": "PS256"}]}
         _write(self.as_signing_jwks, json.dumps(as_jwks).encode(), private=True)
         _write(self.directory / "pki.json", json.dumps({"version": _VERSION}).encode())

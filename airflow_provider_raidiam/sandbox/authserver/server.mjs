@@ -35,8 +35,9 @@ const LISTENER = Symbol('sandbox listener');
 
 const newStats = () => ({
   token_requests: 0,
-  token_requests_by_client: {},
-  token_responses_by_status: {},
+  // null-prototype maps: client ids come from requests and could be '__proto__'
+  token_requests_by_client: Object.create(null),
+  token_responses_by_status: Object.create(null),
   discovery_requests: 0,
   jwks_requests: 0,
   tls_handshakes: { issuer: 0, mtls: 0 },
@@ -301,13 +302,9 @@ function shutdown(reason) {
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));
 
-// Do not outlive the process that started us, even if it was killed without cleaning up.
-if (config.parent_pid) {
-  setInterval(() => {
-    try {
-      process.kill(config.parent_pid, 0);
-    } catch {
-      shutdown('parent process exited');
-    }
-  }, 1000).unref();
+// Do not outlive the process that started us: it holds our stdin open and EOF means it is gone.
+if (config.exit_on_stdin_eof) {
+  process.stdin.on('end', () => shutdown('stdin closed: parent process exited'));
+  process.stdin.on('error', () => shutdown('stdin error'));
+  process.stdin.resume();
 }

@@ -1,0 +1,43 @@
+"""Test-wide setup: an isolated Airflow home (SQLite) pointing at the project's example DAGs.
+
+The environment is set before anything imports Airflow, because Airflow reads its configuration once
+at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="raidiam-test-airflow-"))
+
+os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
+os.environ.pop("AIRFLOW_CONN_RAIDIAM_DEFAULT", None)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata database (needed by ``dag.test()`` and the CLI)."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    return AIRFLOW_HOME
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> Iterator[None]:
+    """Each test starts without cached discovery documents or tokens (they are per process)."""
+    from airflow_provider_raidiam import discovery
+    from airflow_provider_raidiam.auth.token_client import TOKEN_CACHE
+
+    discovery.clear_cache()
+    TOKEN_CACHE.clear()
+    yield

@@ -1,0 +1,241 @@
+"""Client authentication at the token endpoint: ``tls_client_auth`` and ``private_key_jwt``.
+
+Assertions are verified with the PUBLIC JWK registered for the client, the way the server does it.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from typing import Any
+
+import jwt
+import pytest
+import responses
+
+from airflow_provider_raidiam.auth.client_auth import (
+    ASSERTION_TYPE,
+    PrivateKeyJwt,
+    TlsClientAuth,
+    client_auth_for,
+)
+from airflow_provider_raidiam.auth.token_client import TokenClient
+from airflow_provider_raidiam.connection import AuthMethod, RaidiamSettings
+from airflow_provider_raidiam.exceptions import CredentialError
+from airflow_provider_raidiam.http import new_session
+from airflow_provider_raidiam.sandbox.pki import TestPki
+
+ISSUER = "https://auth.example.test"
+TOKEN_ENDPOINT = "https://matls-auth.example.test/token"
+
+
+def pkj_settings(pki: TestPki, **extra: Any) -> RaidiamSettings:
+    kind = "ec" if extra.get("signing_alg") == "ES256" else "rsa"
+    fields = {
+        "auth_method": "private_key_jwt",
+        "signing_key": str(pki.signing_key(kind)),
+        "signing_key_id": pki.signing_key_id(kind),
+        **extra,
+    }
+    return RaidiamSettings.from_fields(host=ISSUER, login="pkj-client", extra=fields)
+
+
+def verify(assertion: str, pki: TestPki, kind: str, alg: str, audience: str) -> dict[str, Any]:
+    """Verify a client assertion with the client's registered public JWK; return header + claims."""
+    public = jwt.PyJWK(pki.signing_jwk(kind))  # type: ignore[arg-type]
+    claims = jwt.decode(
+        assertion,
+        public.key,
+        algorithms=[alg],
+        audience=audience,
+        options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
+    )
+    return {"header": jwt.get_unverified_header(assertion), "claims": claims}
+
+
+def post_token(kit: Any, mocked: responses.RequestsMock, auth: Any) -> Any:
+    """Send one real token request through TokenClient and return what went over the wire."""
+    mocked.add(responses.POST, TOKEN_ENDPOINT, json=kit.token_body())
+    client = TokenClient(
+        session=new_session(ssl.create_default_context(), 2),
+        token_endpoint=TOKEN_ENDPOINT,
+        issuer=ISSUER,
+        client_auth=auth,
+        scope="directory:software",
+        certificate_thumbprint=None,
+        timeout=5,
+        retry=kit.FAST_RETRY,
+        on_new_token=lambda _token: None,
+    )
+    client.get()
+    return mocked.calls[-1].request
+
+
+# -- tls_client_auth --------------------------------------------------------------------------------
+
+
+def test_tls_client_auth_sends_only_client_id(kit: Any, mocked: responses.RequestsMock) -> None:
+    request = post_token(kit, mocked, TlsClientAuth("tls-client"))
+
+    assert kit.form_of(request) == {
+        "grant_type": "client_credentials",
+        "scope": "directory:software",
+        "client_id": "tls-client",
+    }
+    assert "Authorization" not in request.headers
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+def test_client_auth_for_tls_client_auth(tls_settings: Any) -> None:
+    auth = client_auth_for(tls_settings())
+
+    assert isinstance(auth, TlsClientAuth)
+    assert auth.method is AuthMethod.TLS_CLIENT_AUTH
+    assert auth.form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT) == {"client_id": "client-123"}
+
+
+def test_tls_client_auth_invalid_client_hint_mentions_the_certificate() -> None:
+    hint = TlsClientAuth("tls-client").failure_hint("invalid_client", issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
+
+    assert "'tls-client'" in hint
+    assert "transport_cert" in hint
+    assert TOKEN_ENDPOINT in hint
+
+
+# -- private_key_jwt --------------------------------------------------------------------------------
+
+
+def test_private_key_jwt_request_body(pki: TestPki, kit: Any, mocked: responses.RequestsMock) -> None:
+    auth = client_auth_for(pkj_settings(pki))
+
+    request = post_token(kit, mocked, auth)
+
+    form = kit.form_of(request)
+    assert set(form) == {"grant_type", "scope", "client_id", "client_assertion_type", "client_assertion"}
+    assert form["grant_type"] == "client_credentials"
+    assert form["client_id"] == "pkj-client"
+    assert form["client_assertion_type"] == ASSERTION_TYPE == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    assert "Authorization" not in request.headers
+    verified = verify(form["client_assertion"], pki, "rsa", "PS256", ISSUER)
+    assert verified["claims"]["iss"] == verified["claims"]["sub"] == "pkj-client"
+
+
+@pytest.mark.parametrize(("alg", "kind"), [("PS256", "rsa"), ("RS256", "rsa"), ("ES256", "ec")])
+def test_assertion_claims_and_header(pki: TestPki, alg: str, kind: str) -> None:
+    auth = client_auth_for(pkj_settings(pki, signing_alg=alg))
+    before = int(time.time())
+
+    fields = auth.form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
+
+    verified = verify(fields["client_assertion"], pki, kind, alg, ISSUER)
+    header, claims = verified["header"], verified["claims"]
+    assert header["alg"] == alg
+    assert header["kid"] == pki.signing_key_id(kind)
+    assert claims["iss"] == "pkj-client"
+    assert claims["sub"] == "pkj-client"
+    assert claims["aud"] == ISSUER
+    assert claims["exp"] - claims["iat"] == 60
+    assert before <= claims["iat"] <= int(time.time())
+    assert isinstance(claims["jti"], str)
+    assert len(claims["jti"]) >= 16
+
+
+def test_assertion_is_not_verifiable_with_another_key(pki: TestPki) -> None:
+    fields = client_auth_for(pkj_settings(pki)).form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
+    other_public = pki.certificate("other-client").public_key()
+
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(fields["client_assertion"], other_public, algorithms=["PS256"], audience=ISSUER)
+
+
+@pytest.mark.parametrize(
+    ("audience", "expected"),
+    [
+        ("issuer", ISSUER),
+        ("token_endpoint", TOKEN_ENDPOINT),
+        ("https://auth.example.test/custom-audience", "https://auth.example.test/custom-audience"),
+    ],
+)
+def test_assertion_audience(pki: TestPki, audience: str, expected: str) -> None:
+    auth = client_auth_for(pkj_settings(pki, assertion_audience=audience))
+
+    fields = auth.form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
+
+    assert verify(fields["client_assertion"], pki, "rsa", "PS256", expected)["claims"]["aud"] == expected
+
+
+def test_fresh_jti_for_every_assertion(pki: TestPki) -> None:
+    auth = client_auth_for(pkj_settings(pki))
+
+    assertions = [auth.form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)["client_assertion"] for _ in range(5)]
+
+    jtis = {verify(a, pki, "rsa", "PS256", ISSUER)["claims"]["jti"] for a in assertions}
+    assert len(jtis) == 5
+
+
+def test_no_kid_header_when_no_key_id(pki: TestPki) -> None:
+    settings = RaidiamSettings.from_fields(
+        host=ISSUER, login="pkj", extra={"auth_method": "private_key_jwt", "signing_key": str(pki.signing_key("rsa"))}
+    )
+
+    fields = client_auth_for(settings).form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
+
+    assert "kid" not in jwt.get_unverified_header(fields["client_assertion"])
+
+
+def test_signing_key_as_pem_text(pki: TestPki) -> None:
+    settings = pkj_settings(pki, signing_key=pki.signing_key("rsa").read_text())
+
+    fields = client_auth_for(settings).form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
+
+    verify(fields["client_assertion"], pki, "rsa", "PS256", ISSUER)
+
+
+def test_rsa_key_with_es256_is_refused_clearly(pki: TestPki) -> None:
+    settings = pkj_settings(pki, signing_alg="ES256", signing_key=str(pki.signing_key("rsa")))
+
+    with pytest.raises(CredentialError) as caught:
+        client_auth_for(settings)
+
+    message = str(caught.value)
+    assert "signing_alg ES256 needs an EC P-256 signing key" in message
+    assert "an RSA 2048-bit key" in message
+    assert "change signing_alg" in message
+
+
+def test_ec_key_with_ps256_is_refused_clearly(pki: TestPki) -> None:
+    settings = pkj_settings(pki, signing_alg="PS256", signing_key=str(pki.signing_key("ec")))
+
+    with pytest.raises(CredentialError, match="signing_alg PS256 needs an RSA signing key of at least 2048 bits"):
+        client_auth_for(settings)
+
+
+def test_signing_key_missing_file(pki: TestPki, tmp_path: Any) -> None:
+    settings = pkj_settings(pki, signing_key=str(tmp_path / "missing.key"))
+
+    with pytest.raises(CredentialError, match="signing_key: file .* does not exist"):
+        client_auth_for(settings)
+
+
+def test_private_key_jwt_invalid_client_hint_names_alg_kid_and_aud(pki: TestPki) -> None:
+    auth = client_auth_for(pkj_settings(pki, assertion_audience="token_endpoint"))
+    assert isinstance(auth, PrivateKeyJwt)
+
+    hint = auth.failure_hint("invalid_client", issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
+
+    assert "PS256" in hint
+    assert pki.signing_key_id("rsa") in hint
+    assert f"aud {TOKEN_ENDPOINT}" in hint
+    assert "assertion_audience" in hint
+
+
+@pytest.mark.parametrize("error", ["invalid_scope", "unauthorized_client"])
+def test_common_hints(pki: TestPki, error: str) -> None:
+    hint_tls = TlsClientAuth("c").failure_hint(error, issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
+    hint_pkj = client_auth_for(pkj_settings(pki)).failure_hint(error, issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
+
+    if error == "invalid_scope":
+        assert "directory:software" in hint_tls
+    else:
+        assert "tls_client_auth" in hint_tls
+        assert "private_key_jwt" in hint_pkj
