@@ -22,5 +22,5 @@ fi
 echo "Setting up .venv (Airflow, pandas, test tools) ..."
 "$python_bin" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-  --constraint requirements/constraints.txt --editable ".[test]"
+  --constraint requirements/constraints.txt --editable ".[test,docs]"
 echo "$stamp" > .venv/.stamp
