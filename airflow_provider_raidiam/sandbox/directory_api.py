@@ -3,8 +3,9 @@
 Run as ``python -m airflow_provider_raidiam.sandbox.directory_api --config <file.json>`` with config keys
 ``host`` (must be ``127.0.0.1``), ``server_cert``, ``server_key``, ``ca_cert``, ``issuer``, ``audience``,
 ``seed``, ``organisations``, ``latency_ms``, ``ready_file`` and optionally ``api_port``/``public_port``
-(default 0 = ephemeral) and ``default_page_size`` (default 100). When both listeners are up it writes
-``ready_file`` = ``{"api_base_url", "public_base_url", "pid"}``; SIGTERM/SIGINT stop it cleanly.
+(default 0 = ephemeral), ``default_page_size`` (default 100) and ``exit_on_stdin_eof`` (default false).
+When both listeners are up it writes ``ready_file`` = ``{"api_base_url", "public_base_url", "pid"}``
+(atomically; removed again on exit); SIGTERM/SIGINT stop it cleanly.
 
 Two TLS (1.2+) listeners share one data set (``dataset.build_dataset(seed, organisations)``):
 
@@ -120,6 +121,7 @@ class Config:
     api_port: int = 0
     public_port: int = 0
     default_page_size: int = 100
+    exit_on_stdin_eof: bool = False
 
     @classmethod
     def load(cls, path: str) -> Config:
@@ -351,10 +353,17 @@ def _org_certs(view: View, p: dict[str, str]) -> list[Json]:
     return view.ds.certificates_of_organisation(p["OrganisationId"])
 
 
-def _cert_type(value: str, allowed: tuple[str, ...]) -> str:
-    if value.lower() not in allowed:
+def _of_type(certs: list[Json], value: str, allowed: tuple[str, ...]) -> list[Json]:
+    """The certificates whose ``keyType`` is ``value`` (a path enum, case-insensitive; else 400)."""
+    wanted = value.lower()
+    if wanted not in allowed:
         raise ApiError(400, f"certificate type must be one of {', '.join(allowed)}")
-    return value.lower()
+    return [c for c in certs if c["keyType"] == wanted]
+
+
+def _role_claims(view: View, p: dict[str, str]) -> list[Json]:
+    view.org(p["OrganisationId"])
+    return view.ds.org_domain_role_claims[p["OrganisationId"]]
 
 
 def _organisations(view: View, p: dict[str, str], q: Query) -> Resp:
@@ -485,9 +494,7 @@ def _route_table() -> list[tuple[str, Handler]]:
         ),
         (
             org + "/authorityclaims",
-            single(
-                "claims", lambda v, p: (v.org(p["OrganisationId"]), v.ds.org_domain_role_claims[p["OrganisationId"]])[1]
-            ),
+            single("claims", _role_claims),
         ),
         (
             org + "/authorityclaims/{OrganisationAuthorityClaimId}",
@@ -522,11 +529,7 @@ def _route_table() -> list[tuple[str, Handler]]:
             org + "/certificates/{OrganisationCertificateType}",
             single(
                 "org-certs-type",
-                lambda v, p: [
-                    c
-                    for c in _org_certs(v, p)
-                    if c["keyType"] == _cert_type(p["OrganisationCertificateType"], ORG_CERT_TYPES)
-                ],
+                lambda v, p: _of_type(_org_certs(v, p), p["OrganisationCertificateType"], ORG_CERT_TYPES),
                 _CT_JWKS,
             ),
         ),
@@ -539,11 +542,7 @@ def _route_table() -> list[tuple[str, Handler]]:
             ss + "/certificates/{SoftwareStatementCertificateOrKeyType}",
             single(
                 "ss-certs-type",
-                lambda v, p: [
-                    c
-                    for c in _ss_certs(v, p)
-                    if c["keyType"] == _cert_type(p["SoftwareStatementCertificateOrKeyType"], SS_CERT_TYPES)
-                ],
+                lambda v, p: _of_type(_ss_certs(v, p), p["SoftwareStatementCertificateOrKeyType"], SS_CERT_TYPES),
                 _CT_JWKS,
             ),
         ),
@@ -552,11 +551,7 @@ def _route_table() -> list[tuple[str, Handler]]:
             single(
                 "ss-cert",
                 lambda v, p: _find(
-                    [
-                        c
-                        for c in _ss_certs(v, p)
-                        if c["keyType"] == _cert_type(p["SoftwareStatementCertificateOrKeyType"], SS_CERT_TYPES)
-                    ],
+                    _of_type(_ss_certs(v, p), p["SoftwareStatementCertificateOrKeyType"], SS_CERT_TYPES),
                     "kid",
                     p["CertificateOrKeyId"],
                     "Certificate",
@@ -1129,6 +1124,14 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if cfg.exit_on_stdin_eof:  # the parent holds our stdin open; EOF means it is gone
+
+        def watch_stdin() -> None:
+            while sys.stdin.buffer.read(4096):
+                pass
+            stop.set()
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
     serve(cfg, stop)
     return 0
 

@@ -78,9 +78,7 @@ def _make_pki(d: Path) -> Pki:
         .not_valid_before(now - timedelta(hours=1))
         .not_valid_after(now + timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -100,9 +98,7 @@ def _make_pki(d: Path) -> Pki:
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
                 critical=False,
             )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         )
         if server:
             import ipaddress
@@ -124,8 +120,15 @@ def _make_pki(d: Path) -> Pki:
     server_cert, server_key, _ = leaf("server", True)
     a_cert, a_key, a = leaf("client-a", False)
     b_cert, b_key, b = leaf("client-b", False)
-    return Pki(d / "ca.pem", server_cert, server_key, (str(a_cert), str(a_key)), (str(b_cert), str(b_key)),
-               _thumb(a), _thumb(b))
+    return Pki(
+        d / "ca.pem",
+        server_cert,
+        server_key,
+        (str(a_cert), str(a_key)),
+        (str(b_cert), str(b_key)),
+        _thumb(a),
+        _thumb(b),
+    )
 
 
 # --- stub issuer (discovery + JWKS) ------------------------------------------------------------
@@ -144,6 +147,7 @@ class _Issuer:
         class H(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 issuer.hits[self.path] += 1
+                body: dict[str, Any]
                 if self.path == "/.well-known/openid-configuration":
                     body = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
                 elif self.path == "/jwks":
@@ -295,10 +299,23 @@ def test_paging_envelope_and_counts(env: Env) -> None:
     assert r.headers["Content-Type"] == "application/json"
     body = r.json()
     assert set(body) == {
-        "content", "empty", "numberOfElements", "offset", "pageNumber", "pageable", "size", "totalPages", "totalSize"
+        "content",
+        "empty",
+        "numberOfElements",
+        "offset",
+        "pageNumber",
+        "pageable",
+        "size",
+        "totalPages",
+        "totalSize",
     }
-    assert body["pageNumber"] == 1 and body["offset"] == 7 and body["size"] == 7 and body["numberOfElements"] == 7
-    assert body["totalSize"] == ORGS and body["totalPages"] == math.ceil(ORGS / 7) and body["empty"] is False
+    assert body["pageNumber"] == 1
+    assert body["offset"] == 7
+    assert body["size"] == 7
+    assert body["numberOfElements"] == 7
+    assert body["totalSize"] == ORGS
+    assert body["totalPages"] == math.ceil(ORGS / 7)
+    assert body["empty"] is False
     assert body["pageable"]["sort"]["orderBy"][0]["property"] == "OrganisationId"
     truth = _truth(env)
     orgs, _ = _read_all(s, env.api + "/organisations", 11)
@@ -306,8 +323,10 @@ def test_paging_envelope_and_counts(env: Env) -> None:
     active, _ = _read_all(s, env.api + "/organisations", 50, hideInactive="true")
     assert sorted(o["OrganisationId"] for o in active) == truth["active_organisations"]["ids"]
     past_end = s.get(env.api + "/organisations", params={"page": 99, "size": 10}).json()
-    assert past_end["content"] == [] and past_end["empty"] is True and past_end["totalSize"] == ORGS
-    by_name = s.get(env.api + "/organisations", params={"size": 500, "sort": "OrganisationName,desc"}).json()
+    assert past_end["content"] == []
+    assert past_end["empty"] is True
+    assert past_end["totalSize"] == ORGS
+    by_name = s.get(env.api + "/organisations", params={"size": "500", "sort": "OrganisationName,desc"}).json()
     names = [o["OrganisationName"] for o in by_name["content"]]
     assert names == sorted(names, reverse=True)
 
@@ -315,12 +334,14 @@ def test_paging_envelope_and_counts(env: Env) -> None:
 def test_nested_resources_match_ground_truth(env: Env) -> None:
     s = env.session()
     truth = _truth(env)
-    seen: dict[str, list[str]] = {k: [] for k in ("as", "res", "ep", "asc", "ss", "ssc", "ssk", "ok", "contacts",
-                                                   "dc", "rc")}
+    seen: dict[str, list[str]] = {
+        k: [] for k in ("as", "res", "ep", "asc", "ss", "ssc", "ssk", "ok", "contacts", "dc", "rc")
+    }
     for org_id in truth["organisations"]["ids"]:
         base = f"{env.api}/organisations/{org_id}"
         one = s.get(base).json()
-        assert one["OrgDetails"]["OrganisationId"] == org_id and "TnCSigned" in one["TncDetails"]
+        assert one["OrgDetails"]["OrganisationId"] == org_id
+        assert "TnCSigned" in one["TncDetails"]
         servers = s.get(base + "/authorisationservers").json()
         for srv in servers:
             seen["as"].append(srv["AuthorisationServerId"])
@@ -341,10 +362,16 @@ def test_nested_resources_match_ground_truth(env: Env) -> None:
         seen["dc"] += [c["OrganisationAuthorityDomainClaimId"] for c in claims]
         seen["rc"] += [c["OrganisationAuthorityClaimId"] for c in s.get(base + "/authorityclaims").json()]
     for mine, key in [
-        ("as", "authorisation_servers"), ("res", "api_resources"), ("ep", "api_discovery_endpoints"),
-        ("asc", "authorisation_server_certifications"), ("ss", "software_statements"),
-        ("ssc", "software_statement_certifications"), ("ssk", "software_statement_certificates"),
-        ("ok", "organisation_certificates"), ("contacts", "contacts"), ("dc", "org_domain_claims"),
+        ("as", "authorisation_servers"),
+        ("res", "api_resources"),
+        ("ep", "api_discovery_endpoints"),
+        ("asc", "authorisation_server_certifications"),
+        ("ss", "software_statements"),
+        ("ssc", "software_statement_certifications"),
+        ("ssk", "software_statement_certificates"),
+        ("ok", "organisation_certificates"),
+        ("contacts", "contacts"),
+        ("dc", "org_domain_claims"),
         ("rc", "org_domain_role_claims"),
     ]:
         assert sorted(seen[mine]) == truth[key]["ids"], key
@@ -353,25 +380,32 @@ def test_nested_resources_match_ground_truth(env: Env) -> None:
 def test_single_items_and_certificates(env: Env) -> None:
     s = env.session()
     ds = build_dataset(SEED, ORGS)
-    org = next(o for o in ds.organisations if ds.authorisation_servers[o["OrganisationId"]]
-               and ds.authorisation_servers[o["OrganisationId"]][0]["ApiResources"])
+    org = next(
+        o
+        for o in ds.organisations
+        if ds.authorisation_servers[o["OrganisationId"]]
+        and ds.authorisation_servers[o["OrganisationId"]][0]["ApiResources"]
+    )
     oid = org["OrganisationId"]
     srv = ds.authorisation_servers[oid][0]
     res = srv["ApiResources"][0]
     base = f"{env.api}/organisations/{oid}/authorisationservers/{srv['AuthorisationServerId']}"
     assert s.get(base).json()["AuthorisationServerId"] == srv["AuthorisationServerId"]
     assert s.get(f"{base}/apiresources/{res['ApiResourceId']}").json() == res
-    assert s.get(f"{base}/apiresources/{res['ApiResourceId']}/apidiscoveryendpoints").json() == res[
-        "ApiDiscoveryEndpoints"
-    ]
+    assert (
+        s.get(f"{base}/apiresources/{res['ApiResourceId']}/apidiscoveryendpoints").json()
+        == res["ApiDiscoveryEndpoints"]
+    )
     assert s.get(f"{base}/certifications").json() == srv["AuthorisationServerCertifications"]
     ss = ds.software_statements[next(k for k, v in ds.software_statements.items() if v)][0]
     ss_base = f"{env.api}/organisations/{ss['OrganisationId']}/softwarestatements/{ss['SoftwareStatementId']}"
     certs = s.get(ss_base + "/certificates").json()
     transport = s.get(ss_base + "/certificates/rtstransport").json()
-    assert transport and all(c["keyType"] == "rtstransport" for c in transport)
+    assert transport
+    assert all(c["keyType"] == "rtstransport" for c in transport)
     one = s.get(f"{ss_base}/certificates/rtstransport/{transport[0]['kid']}")
-    assert one.headers["Content-Type"] == "application/jwk+json" and one.json() == transport[0]
+    assert one.headers["Content-Type"] == "application/jwk+json"
+    assert one.json() == transport[0]
     assert s.get(ss_base + "/certificates/nonsense").status_code == 400
     for c in certs:
         der = base64.b64decode(c["x5c"][0])
@@ -380,7 +414,8 @@ def test_single_items_and_certificates(env: Env) -> None:
         assert c["x5thashS256"] == base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
     assert s.get(env.api + "/references/authorities").json() == ds.authorities
     roles = s.get(env.api + "/references/authorisationdomainroles", params={"size": 2}).json()
-    assert roles["totalSize"] == len(ds.authorisation_domain_roles) and len(roles["content"]) == 2
+    assert roles["totalSize"] == len(ds.authorisation_domain_roles)
+    assert len(roles["content"]) == 2
     domains = s.get(env.api + "/references/authorisationdomains").json()
     assert [d["AuthorisationDomainName"] for d in domains["content"]] == sorted(
         d["AuthorisationDomainName"] for d in ds.authorisation_domains
@@ -390,9 +425,11 @@ def test_single_items_and_certificates(env: Env) -> None:
 def test_errors_and_interaction_id(env: Env) -> None:
     s = env.session()
     r = s.get(env.api + "/organisations/does-not-exist/authorisationservers")
-    assert r.status_code == 404 and isinstance(r.json()["errors"][0], str)
+    assert r.status_code == 404
+    assert isinstance(r.json()["errors"][0], str)
     assert r.headers["x-fapi-interaction-id"]
-    for params in ({"size": 0}, {"size": 50001}, {"page": -1}, {"page": "x"}, {"sort": "Nope"}):
+    bad: list[dict[str, str | int]] = [{"size": 0}, {"size": 50001}, {"page": -1}, {"page": "x"}, {"sort": "Nope"}]
+    for params in bad:
         r = s.get(env.api + "/organisations", params=params)
         assert r.status_code == 400, params
         assert r.json()["errors"]
@@ -410,9 +447,10 @@ def test_participants_public(env: Env) -> None:
     truth = _truth(env)
     assert sorted(p["OrganisationId"] for p in body) == truth["participants"]["ids"]
     assert all(p["Status"] == "Active" and p["AuthorisationServers"] and "Tags" not in p and "Tag" in p for p in body)
-    assert sorted(
-        r["ApiResourceId"] for p in body for a in p["AuthorisationServers"] for r in a["ApiResources"]
-    ) == truth["participant_api_resources"]["ids"]
+    assert (
+        sorted(r["ApiResourceId"] for p in body for a in p["AuthorisationServers"] for r in a["ApiResources"])
+        == truth["participant_api_resources"]["ids"]
+    )
     # the protected API is not reachable without a client certificate
     with pytest.raises(requests.exceptions.SSLError):
         env.admin().get(env.api + "/organisations")
@@ -424,9 +462,12 @@ def test_token_bound_to_another_certificate_is_refused(env: Env) -> None:
     assert r.status_code == 401
     assert r.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token", error_description="')
     assert "different client certificate" in r.json()["errors"][0]
-    assert env.session(cert=env.pki.client_b, token=env.issuer.token(env.pki.thumb_b)).get(
-        env.api + "/organisations"
-    ).status_code == 200
+    assert (
+        env.session(cert=env.pki.client_b, token=env.issuer.token(env.pki.thumb_b))
+        .get(env.api + "/organisations")
+        .status_code
+        == 200
+    )
 
 
 @pytest.mark.parametrize(
@@ -449,14 +490,16 @@ def test_bad_tokens_are_refused(env: Env, overrides: dict[str, Any], reason: str
     assert r.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
     assert reason.lower() in r.json()["errors"][0].lower()
     stats = env.admin().get(env.public + "/__sandbox/stats").json()
-    assert stats["rejected_tokens"] == 1 and stats["requests_by_status"] == {"401": 1}
+    assert stats["rejected_tokens"] == 1
+    assert stats["requests_by_status"] == {"401": 1}
 
 
 def test_missing_token_is_refused(env: Env) -> None:
     s = env.session()
     del s.headers["Authorization"]
     r = s.get(env.api + "/organisations")
-    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def _statuses(env: Env, n: int) -> list[int]:
@@ -496,7 +539,8 @@ def test_faults_fire_at_their_rates_and_replay_by_seed(env: Env) -> None:
 def test_http_date_retry_after(env: Env) -> None:
     env.admin().put(env.public + "/__sandbox/faults", json={"rate_limit_rate": 1, "retry_after": "http-date"})
     r = env.session().get(env.api + "/organisations")
-    assert r.status_code == 429 and r.headers["Retry-After"].endswith("GMT")
+    assert r.status_code == 429
+    assert r.headers["Retry-After"].endswith("GMT")
 
 
 def test_drop_truncates_the_body_and_closes(env: Env) -> None:
@@ -526,12 +570,15 @@ def test_mutation_moves_total_size_during_a_paged_read(env: Env) -> None:
     admin = env.admin()
     admin.put(env.public + "/__sandbox/faults", json={"mutate_after_requests": 2})
     _, totals = _read_all(env.session(), env.api + "/organisations", 10)
-    assert totals[:2] == [ORGS, ORGS] and totals[-1] == ORGS + 1
+    assert totals[:2] == [ORGS, ORGS]
+    assert totals[-1] == ORGS + 1
     truth = _truth(env)
-    assert truth["organisations"]["count"] == ORGS + 1 and truth["meta"]["mutations"] == 1
+    assert truth["organisations"]["count"] == ORGS + 1
+    assert truth["meta"]["mutations"] == 1
     assert admin.get(env.public + "/__sandbox/faults").json()["mutate_after_requests"] is None
     new = set(truth["organisations"]["ids"]) - set(build_dataset(SEED, ORGS).ground_truth()["organisations"]["ids"])
-    assert new <= set(truth["participants"]["ids"]) and len(new) == 1
+    assert new <= set(truth["participants"]["ids"])
+    assert len(new) == 1
     admin.post(env.public + "/__sandbox/reset")
     assert _truth(env)["organisations"]["count"] == ORGS
 
@@ -544,11 +591,13 @@ def test_handshakes_counted_per_connection(env: Env) -> None:
         assert s.get(env.api + "/references/authorities").status_code == 200
     stats = admin.get(env.public + "/__sandbox/stats").json()
     assert stats["tls_handshakes"] == {"mtls": 1, "public": 0}
-    assert stats["requests"] == 5 and stats["tokens_seen"] == 1
+    assert stats["requests"] == 5
+    assert stats["tokens_seen"] == 1
     assert stats["requests_by_route"] == {"/references/authorities": 5}
     env.session().get(env.api + "/organisations/x/contacts")
     stats = admin.get(env.public + "/__sandbox/stats").json()
-    assert stats["tls_handshakes"]["mtls"] == 2 and stats["tokens_seen"] == 2
+    assert stats["tls_handshakes"]["mtls"] == 2
+    assert stats["tokens_seen"] == 2
     assert stats["requests_by_route"]["/organisations/{OrganisationId}/contacts"] == 1
 
 
