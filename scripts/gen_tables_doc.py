@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from airflow_provider_raidiam.directory.catalogue import SOURCES, source_of
-from airflow_provider_raidiam.directory.schema import DROPPED_FIELDS, EXTRA_COLUMN, TABLES
+from airflow_provider_raidiam.directory.schema import DROPPED_FIELDS, EXTRA_COLUMN, TABLES, Kind
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "tables.md"
 
@@ -51,7 +51,7 @@ Without filters a table holds every record the Directory returns.
   spec's misspelt `UniqueTechnicalIdenifier` becomes `unique_technical_identifier`.
 - **Stable schema**: a table always has the columns below, in this order and with these dtypes, whatever
   the data; an empty table too. Dtypes are pandas nullable dtypes: `string` (all IDs are text),
-  `boolean`, `datetime64[ns, UTC]`.
+  `boolean`, `datetime64[ns, UTC]`, and `Int64` for the `*_index` columns.
 - **Text** is kept as the API sent it: an empty string stays `""`, a JSON `null` or an absent field is
   `<NA>`. A number in a text column is written without `.0` noise, a boolean as `true`/`false`.
 - **Versions** (`api_version`, `version`, `profile_version`, `software_version`) are text. A JSON string
@@ -76,6 +76,11 @@ Without filters a table holds every record the Directory returns.
   from the parent record, so `api_resources.authorisation_server_id` is filled even though an
   `ApiResource` has no such field. At the top of a per-organisation fan-out, `organisation_id` is the
   organisation that was asked for.
+- **`*_index` columns** (`claim_index`, `authorisation_index`) number records that have no ID of their
+  own in the source: the nested `Authorisations` of a claim (several may share a `MemberState`) and the
+  claims of the participants list (the 2021 data has no claim IDs, and one organisation may hold several
+  claims with the same domain, role and registration). The value is the 0-based position in the parent's
+  list, so it identifies the row within one snapshot, not across snapshots.
 - **Keys and duplicates**: rows with the same key are one record seen twice (for example the same
   authorisation server under two responses): the first is kept. Rows whose key is incomplete are dropped
   only when identical. Rows are sorted by key (missing values last), so the same data gives the same
@@ -100,10 +105,12 @@ def _table(name: str) -> list[str]:
     for col in schema.all_columns:
         if col.name == EXTRA_COLUMN:
             origin = "unknown fields, unconvertible values (JSON object)"
+        elif col.kind is Kind.POSITION:
+            origin = "parent record" if col.inherited else "position in the parent's list (0-based)"
         elif col.inherited:
             origin = f"parent record, else `{col.source}`"
         else:
-            origin = f"`{col.source}`" + (" (JSON)" if col.kind.name == "JSON" else "")
+            origin = f"`{col.source}`" + (" (JSON)" if col.kind is Kind.JSON else "")
         lines.append(f"| `{col.name}` | `{col.dtype}` | {origin} |")
     return [*lines, ""]
 

@@ -84,7 +84,7 @@ def flatten(
     if len(inh.columns) and len(inh) != len(raw):
         raise ValueError("every inherited column must have one value per record")
     out: dict[str, pd.DataFrame] = {}
-    _build(schema_of(root), raw, inh, wanted, out, where)
+    _build(schema_of(root), raw, inh, np.arange(len(raw)), wanted, out, where)
     return {t: _finish(out[t], schema_of(t)) if t in out else empty_frame(t) for t in tree if t in wanted}
 
 
@@ -116,12 +116,17 @@ def _build(
     schema: TableSchema,
     raw: pd.DataFrame,
     inh: pd.DataFrame,
+    positions: np.ndarray[Any, Any],
     wanted: set[str],
     out: dict[str, pd.DataFrame],
     where: str,
 ) -> None:
-    """Convert one table and recurse into the children that lead to a wanted table."""
-    frame = _convert(schema, raw, inh)
+    """Convert one table and recurse into the children that lead to a wanted table.
+
+    ``inh`` holds the values passed down by the parent row of each record, ``positions`` the position of
+    each record in its parent's list.
+    """
+    frame = _convert(schema, raw, inh, positions)
     if schema.name in wanted:
         out[schema.name] = frame
     passed = list(dict.fromkeys([c.name for c in schema.columns if c.inherited] + list(schema.key)))
@@ -134,25 +139,33 @@ def _build(
         if bad:
             raise ResponseFormatError(f"{where}: expected {field} to be an array, got {_json_type(bad[0])}")
         items = values.explode()
-        items = items[items.notna().to_numpy(dtype=bool)]
+        index = items.groupby(level=0, sort=False).cumcount().to_numpy()
+        present = items.notna().to_numpy(dtype=bool)
+        items = items[present]
         child_raw = _objects(items.tolist(), where, f"{field} to hold JSON objects")
         child_inh = frame[passed].take(items.index.to_numpy()).reset_index(drop=True)
-        _build(schema_of(child), child_raw, child_inh, wanted, out, where)
+        _build(schema_of(child), child_raw, child_inh, index[present], wanted, out, where)
 
 
-def _convert(schema: TableSchema, raw: pd.DataFrame, inh: pd.DataFrame) -> pd.DataFrame:
+def _convert(
+    schema: TableSchema, raw: pd.DataFrame, inh: pd.DataFrame, positions: np.ndarray[Any, Any]
+) -> pd.DataFrame:
     """Typed columns of one table, ``extra`` included, rows in record order."""
     n = len(raw)
     cols: dict[str, Any] = {}
     failures: list[tuple[str, np.ndarray[Any, np.dtype[np.bool_]], np.ndarray[Any, Any]]] = []
     for col in schema.columns:
+        parent = inh[col.name] if col.inherited and col.name in inh else None
+        if col.source is None:
+            typed = parent if parent is not None else pd.Series(positions, dtype=col.dtype)
+            cols[col.name] = typed.reset_index(drop=True)
+            continue
         values = raw[col.source] if col.source in raw else pd.Series([None] * n, dtype=object)
         typed, failed = _CONVERTERS[col.kind](values)
-        if col.inherited and col.name in inh:
-            parent = inh[col.name]
+        if parent is not None:
             failed = failed | (typed.notna() & parent.notna() & typed.ne(parent)).fillna(False).to_numpy(bool)
             typed = parent.fillna(typed)
-        if col.source and failed.any():
+        if failed.any():
             failures.append((col.source, failed, values.to_numpy()))
         cols[col.name] = typed.reset_index(drop=True)
     cols[EXTRA_COLUMN] = _extra(raw, schema, failures)

@@ -10,7 +10,8 @@ Conventions (they are part of the provider's public interface):
   ``/clients`` fields are already snake_case and keep their names.
 * Every table has the same columns, in the same order and with the same dtypes, whatever the data; an
   empty table still has them. Dtypes are pandas nullable dtypes: ``string`` (IDs included),
-  ``boolean`` and ``datetime64[ns, UTC]``.
+  ``boolean``, ``datetime64[ns, UTC]``, and ``Int64`` for ``*_index`` columns (the position of a record
+  without an ID in its parent's list).
 * Versions (``ApiVersion``, ``Version``, ``ProfileVersion``, ``software_version``) are text: a JSON string is
   kept as sent, a JSON number is written without a trailing ``.0`` (``1`` and ``1.0`` -> ``"1"``,
   ``1.1`` -> ``"1.1"``).
@@ -52,6 +53,8 @@ class Kind(Enum):
     """A timestamp in UTC, parsed from ISO 8601 or ``dd/mm/yyyy``."""
     JSON = "json"
     """A list or object kept as compact JSON text (dtype ``string``)."""
+    POSITION = "Int64"
+    """Not from a field: the 0-based position of the record in its parent's list (for records without IDs)."""
 
     @property
     def dtype(self) -> str:
@@ -166,9 +169,6 @@ _PASCAL = {
     "api_resource_id": "ApiResourceId",
     "software_statement_id": "SoftwareStatementId",
     "organisation_authority_claim_id": "OrganisationAuthorityClaimId",
-    "authorisation_domain": "AuthorisationDomain",
-    "role": "Role",
-    "registration_id": "RegistrationId",
 }
 
 # ---- column groups shared by several tables --------------------------------------------------------
@@ -233,7 +233,12 @@ _ROLE_CLAIM = (
     Column("UniqueTechnicalIdenifier", J, name="unique_technical_identifier"),
 )
 
-_ROLE_CLAIM_AUTHORISATION = _cols("OrganisationAuthorisationId MemberState Status")
+# Nested `Authorisations` have no ID (several may share a MemberState): they are keyed by position.
+_AUTHORISATION_INDEX = Column(None, Kind.POSITION, name="authorisation_index")
+_ROLE_CLAIM_AUTHORISATION = (_AUTHORISATION_INDEX, *_cols("OrganisationAuthorisationId MemberState Status"))
+# The participants list may carry no claim IDs (the 2021 data has none), and an organisation may hold
+# several claims with the same domain, role and registration: its claims are keyed by position too.
+_CLAIM_INDEX = Column(None, Kind.POSITION, name="claim_index")
 
 _AS_CHILDREN = (
     ("ApiResources", "api_resources"),
@@ -379,7 +384,7 @@ _T = [
         "One row per member-state authorisation of an authority claim (its nested `Authorisations`). "
         "Read from `GET /organisations/{OrganisationId}/authorityclaims`",
         (*_inherit("organisation_id", "organisation_authority_claim_id"), *_ROLE_CLAIM_AUTHORISATION),
-        key=("organisation_authority_claim_id", "member_state"),
+        key=("organisation_authority_claim_id", "authorisation_index"),
         parent="authority_claims",
         parent_key=("organisation_authority_claim_id",),
     ),
@@ -417,12 +422,12 @@ _T = [
         "`GET /clients` (`startDate`/`endDate` filter on last modification)",
         (
             *_cols(
-                "client_id client_name client_description organisation_id software_id software_version "
-                "status token_endpoint_auth_method scope jwks_uri logo_uri client_uri policy_uri tos_uri "
-                "sector_identifier_uri"
+                "client_id client_name client_description organisation_id organisation_name software_id "
+                "software_version status token_endpoint_auth_method tls_client_auth_subject_dn scope jwks_uri "
+                "logo_uri client_uri policy_uri tos_uri sector_identifier_uri"
             ),
             Column("last_updated", D),
-            *_cols("redirect_uris grant_types response_types claims", J),
+            *_cols("redirect_uris grant_types response_types roles claims", J),
         ),
         key=("client_id",),
     ),
@@ -447,20 +452,19 @@ _T += [
     _participants(_by_name["api_resources"]),
     _participants(_by_name["api_discovery_endpoints"]),
     _participants(_by_name["authorisation_server_certifications"]),
-    # The participants list carries no claim IDs: its claims are keyed by their natural fields.
     TableSchema(
         "participants_org_domain_claims",
         "One row per authority domain claim (`OrgDomainClaims`) of a participant",
-        (*_inherit("organisation_id"), *_DOMAIN_CLAIM),
-        key=("organisation_id", "authorisation_domain_name", "authority_name", "registration_id"),
+        (*_inherit("organisation_id"), _CLAIM_INDEX, *_DOMAIN_CLAIM),
+        key=("organisation_id", "claim_index"),
         parent="participants_organisations",
         parent_key=("organisation_id",),
     ),
     TableSchema(
         "participants_org_domain_role_claims",
         "One row per authority role claim (`OrgDomainRoleClaims`) of a participant",
-        (*_inherit("organisation_id"), *_ROLE_CLAIM),
-        key=("organisation_id", "authorisation_domain", "role", "registration_id"),
+        (*_inherit("organisation_id"), _CLAIM_INDEX, *_ROLE_CLAIM),
+        key=("organisation_id", "claim_index"),
         parent="participants_organisations",
         parent_key=("organisation_id",),
         children=(("Authorisations", "participants_org_domain_role_claim_authorisations"),),
@@ -468,13 +472,10 @@ _T += [
     TableSchema(
         "participants_org_domain_role_claim_authorisations",
         "One row per member-state authorisation (`Authorisations`) of a participant's role claim",
-        (
-            *_inherit("organisation_id", "authorisation_domain", "role", "registration_id"),
-            *_ROLE_CLAIM_AUTHORISATION,
-        ),
-        key=("organisation_id", "authorisation_domain", "role", "registration_id", "member_state"),
+        (*_inherit("organisation_id"), replace(_CLAIM_INDEX, inherited=True), *_ROLE_CLAIM_AUTHORISATION),
+        key=("organisation_id", "claim_index", "authorisation_index"),
         parent="participants_org_domain_role_claims",
-        parent_key=("organisation_id", "authorisation_domain", "role", "registration_id"),
+        parent_key=("organisation_id", "claim_index"),
     ),
 ]
 

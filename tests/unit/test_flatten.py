@@ -161,7 +161,8 @@ def test_organisation_values_keep_accents_spaces_and_empty_strings(participants:
     assert org["parent_organisation_reference"] == ""
     assert org["registration_number"] == "92702067"
     assert org["created_on"] == utc("2021-01-07 16:17:25.696")
-    assert pd.isna(org["tags"]) and pd.isna(org["requires_participant_terms_and_conditions_signing"])
+    assert pd.isna(org["tags"])
+    assert pd.isna(org["requires_participant_terms_and_conditions_signing"])
     assert pd.isna(org["extra"])
 
 
@@ -182,35 +183,51 @@ def test_nested_tables_carry_their_parent_keys(participants: dict[str, pd.DataFr
     endpoints = participants["participants_api_discovery_endpoints"].set_index("api_discovery_id")
     row = endpoints.loc["ce94258a-504d-4cf2-b7d0-e6f07737e788"]
     assert row["api_resource_id"] == "e9a529b4-7348-4113-9dab-243d2e0a04f5"
-    assert row["authorisation_server_id"] == AS and row["organisation_id"] == ORG
+    assert row["authorisation_server_id"] == AS
+    assert row["organisation_id"] == ORG
     assert row["api_endpoint"] == "https://openbanking.banrisul.com.br/open-banking/discovery/v1"
 
 
 def test_claims(participants: dict[str, pd.DataFrame]) -> None:
     domain = participants["participants_org_domain_claims"].iloc[0]
-    assert (domain["organisation_id"], domain["authority_name"], domain["registration_id"]) == (
+    assert (domain["organisation_id"], domain["claim_index"], domain["authority_name"], domain["registration_id"]) == (
         ORG,
+        0,
         "Banco Central do Brasil",
         "",
     )
+    assert pd.isna(domain["organisation_authority_domain_claim_id"])  # the 2021 data has no claim IDs
     roles = participants["participants_org_domain_role_claims"]
-    assert list(roles["role"]) == ["CCORR", "DADOS"]
-    assert list(roles["registration_id"]) == ["92702067-OBB-CCORR", "92702067-OBB-DADOS"]
+    assert roles[["claim_index", "role", "registration_id"]].values.tolist() == [
+        [0, "CCORR", "92702067-OBB-CCORR"],
+        [1, "DADOS", "92702067-OBB-DADOS"],
+    ]
     assert set(roles["organisation_id"]) == {ORG}
+    assert str(roles["claim_index"].dtype) == "Int64"
 
 
 def test_role_claim_authorisations_inherit_the_claim_key() -> None:
     record = copy.deepcopy(PARTICIPANT)
     record["OrgDomainRoleClaims"][1]["Authorisations"] = [
         {"Status": "Active", "MemberState": "BR"},
-        {"Status": "Inactive", "MemberState": "PT"},
+        None,
+        {"Status": "Inactive", "MemberState": "BR"},  # same member state, other status: both kept
     ]
     auth = flatten([record], "participants_organisations")["participants_org_domain_role_claim_authorisations"]
-    assert auth[["role", "registration_id", "member_state", "status"]].values.tolist() == [
-        ["DADOS", "92702067-OBB-DADOS", "BR", "Active"],
-        ["DADOS", "92702067-OBB-DADOS", "PT", "Inactive"],
+    assert auth[
+        ["organisation_id", "claim_index", "authorisation_index", "member_state", "status"]
+    ].values.tolist() == [
+        [ORG, 1, 0, "BR", "Active"],
+        [ORG, 1, 2, "BR", "Inactive"],  # positions are those of the original list
     ]
-    assert set(auth["organisation_id"]) == {ORG}
+
+
+def test_claims_with_the_same_natural_fields_are_all_kept() -> None:
+    record = copy.deepcopy(PARTICIPANT)
+    claim = {"Status": "Active", "AuthorisationDomain": "Open Banking", "Role": "DADOS", "RegistrationId": ""}
+    record["OrgDomainRoleClaims"] = [{**claim, "Authorisations": []}, {**claim, "Status": "Inactive"}]
+    roles = flatten([record], "participants_organisations")["participants_org_domain_role_claims"]
+    assert roles[["claim_index", "status"]].values.tolist() == [[0, "Active"], [1, "Inactive"]]
 
 
 def test_the_same_participant_twice_gives_no_duplicates(participants: dict[str, pd.DataFrame]) -> None:
@@ -428,7 +445,8 @@ def test_nested_tables_are_not_repeated_in_extra_and_secrets_are_dropped() -> No
 @pytest.mark.parametrize("table", list(TABLES))
 def test_empty_tables_have_their_columns(table: str) -> None:
     frame = empty_frame(table)
-    assert frame.empty and list(frame.columns) == TABLES[table].column_names
+    assert frame.empty
+    assert list(frame.columns) == TABLES[table].column_names
     assert {c: str(t) for c, t in frame.dtypes.items()} == TABLES[table].dtypes
 
 
