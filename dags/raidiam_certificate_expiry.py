@@ -21,7 +21,7 @@ with DAG(
     dag_id="raidiam_certificate_expiry",
     description="Certificates expiring soon in the Raidiam Directory",
     schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     params={
         "days": Param(30, type="integer", minimum=1, description="Report certificates expiring within this window"),

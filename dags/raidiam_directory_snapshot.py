@@ -31,7 +31,7 @@ with DAG(
     dag_id="raidiam_directory_snapshot",
     description="Daily parquet snapshot of the Raidiam Directory",
     schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     tags=["raidiam", "example"],
 ):

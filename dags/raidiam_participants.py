@@ -16,7 +16,7 @@ with DAG(
     dag_id="raidiam_participants",
     description="Public Raidiam participants list into tidy tables",
     schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     tags=["raidiam", "example"],
 ):

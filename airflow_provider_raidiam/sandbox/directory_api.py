@@ -665,6 +665,10 @@ class TokenVerifier:
         with self._opener.open(url, timeout=10) as resp:
             return json.loads(resp.read())
 
+    def refresh_keys(self) -> None:
+        """Load the issuer's signing keys now (they are otherwise loaded on the first token)."""
+        self._refresh(force=False)
+
     def _refresh(self, force: bool) -> None:
         with self._lock:
             if self._keys and not force:
@@ -1095,6 +1099,10 @@ def serve(cfg: Config, stop: threading.Event) -> None:
     ]
     for t in threads:
         t.start()
+    # Load the issuer's keys before declaring ready, so the resource server's own discovery/JWKS fetch
+    # never shows up in the authorisation server's counters during a test.
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        app.verifier.refresh_keys()
     ready = {
         "api_base_url": f"https://{cfg.host}:{api.server_address[1]}",
         "public_base_url": f"https://{cfg.host}:{public.server_address[1]}",

@@ -68,7 +68,7 @@ def form_of(request: Any) -> dict[str, str]:
     return {key: values[0] for key, values in parsed.items()}
 
 
-def token_body(access_token: str = "opaque-token-1", expires_in: Any = 600, **extra: Any) -> dict[str, Any]:
+def token_body(access_token: str = "opaque-token-1", expires_in: Any = 600, **extra: Any) -> dict[str, Any]:  # noqa: S107
     """A successful token response body."""
     return {
         "access_token": access_token,
@@ -148,7 +148,7 @@ def extra_pki(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> ExtraPk
     paths.expiring_cert.write_bytes(expiring.public_bytes(serialization.Encoding.PEM))
     paths.expiring_key.write_bytes(_pem_key(expiring_key))
     paths.chain_cert.write_bytes(pki.cert("tls-client").read_bytes() + pki.ca_cert.read_bytes())
-    paths.rsa_1024_key.write_bytes(_pem_key(rsa.generate_private_key(public_exponent=65537, key_size=1024)))
+    paths.rsa_1024_key.write_bytes(_pem_key(rsa.generate_private_key(public_exponent=65537, key_size=1024)))  # noqa: S505 - refused on purpose
     paths.ec_p384_key.write_bytes(_pem_key(ec.generate_private_key(ec.SECP384R1())))
     paths.ec_transport_cert.write_bytes(ec_cert.public_bytes(serialization.Encoding.PEM))
     paths.ec_transport_key.write_bytes(_pem_key(ec_key))
@@ -170,7 +170,7 @@ def _empty_caches() -> Iterator[None]:
 
 @pytest.fixture
 def mocked() -> Iterator[responses.RequestsMock]:
-    """A ``responses`` mock where every registered response must be used only if the test says so."""
+    """A ``responses`` mock; registered responses need not all be used, unstubbed URLs raise ConnectionError."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
 

@@ -213,7 +213,7 @@ def test_ec_key_with_ps256_is_refused_clearly(pki: TestPki) -> None:
 def test_signing_key_missing_file(pki: TestPki, tmp_path: Any) -> None:
     settings = pkj_settings(pki, signing_key=str(tmp_path / "missing.key"))
 
-    with pytest.raises(CredentialError, match="signing_key: file .* does not exist"):
+    with pytest.raises(CredentialError, match=r"signing_key: file .* does not exist"):
         client_auth_for(settings)
 
 

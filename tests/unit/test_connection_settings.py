@@ -217,7 +217,9 @@ def test_private_key_jwt_without_signing_key_names_the_extra() -> None:
     assert "'signing_key'" in message
 
 
-@pytest.mark.parametrize(("given", "missing"), [("transport_cert", "transport_key"), ("transport_key", "transport_cert")])
+@pytest.mark.parametrize(
+    ("given", "missing"), [("transport_cert", "transport_key"), ("transport_key", "transport_cert")]
+)
 def test_only_one_of_certificate_and_key_names_the_missing_one(given: str, missing: str) -> None:
     message = refused(auth_method="private_key_jwt", signing_key="/k", **{given: "/x.pem"})
 

