@@ -11,9 +11,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import cached_property
-from typing import Any, Protocol, TypeVar
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import Any, Generic, Protocol, TypeVar, overload
 from urllib.parse import urlsplit
 
 import requests
@@ -34,11 +33,43 @@ from airflow_provider_raidiam.http import RetryPolicy, new_session
 
 T = TypeVar("T")
 R = TypeVar("R")
+V = TypeVar("V")
 
 INTERACTION_HEADER = "x-fapi-interaction-id"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_PAGING_RESTARTS = 2
 PROGRESS_INTERVAL = 10.0
+
+
+class once(Generic[V]):
+    """``functools.cached_property`` that builds the value once even when threads race for it.
+
+    (Python 3.12 removed cached_property's lock; fan-out workers may touch a client's lazy parts first.)
+    """
+
+    def __init__(self, func: Callable[[Any], V]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+        self.lock = threading.RLock()
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> once[V]: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> V: ...
+    def __get__(self, instance: object | None, owner: type | None = None) -> V | once[V]:
+        if instance is None:
+            return self
+        values = instance.__dict__
+        if self.name not in values:
+            with self.lock:
+                if self.name not in values:
+                    values[self.name] = self.func(instance)
+        value: V = values[self.name]
+        return value
 
 
 class Logger(Protocol):
@@ -78,7 +109,7 @@ class RaidiamClient:
 
     # -- connections -------------------------------------------------------------------------------
 
-    @cached_property
+    @once
     def tls(self) -> TlsMaterial:
         """The SSL contexts (built once) and facts about the transport certificate."""
         settings = self.settings
@@ -89,13 +120,13 @@ class RaidiamClient:
             passphrase=settings.key_passphrase,
         )
 
-    @cached_property
+    @once
     def mtls_session(self) -> requests.Session:
         """Keep-alive session presenting the transport certificate (token and Directory API calls)."""
         context = self.tls.mtls_context or self.tls.server_only_context
         return new_session(context, pool_maxsize=self.settings.max_workers + 2)
 
-    @cached_property
+    @once
     def public(self) -> PublicClient:
         """Client for public endpoints (discovery, participants list): no token, no client certificate."""
         return PublicClient(
@@ -118,7 +149,7 @@ class RaidiamClient:
             retry=self.retry,
         )
 
-    @cached_property
+    @once
     def token_client(self) -> TokenClient:
         """The token client of this identity (routes to the mTLS alias when a certificate is set)."""
         metadata = self.discovery()
@@ -152,18 +183,27 @@ class RaidiamClient:
     # -- API calls ---------------------------------------------------------------------------------
 
     def url_for(self, endpoint: str) -> str:
-        """Absolute URL of ``endpoint`` (a path relative to ``api_base_url``, or a full https URL)."""
-        if "://" in endpoint:
-            if urlsplit(endpoint).scheme != "https":
-                raise ConfigurationError(f"Refusing {endpoint!r}: Raidiam endpoints are https:// only.")
-            return endpoint
+        """Absolute URL of ``endpoint``: a path relative to ``api_base_url``, or a full URL on its host.
+
+        The access token and the client certificate only ever go to the configured Directory API host.
+        """
         base = self.settings.api_base_url
         if base is None:
             raise ConfigurationError(
                 f"Cannot call {endpoint!r}: the connection has no api_base_url. Set the extra 'api_base_url' "
                 "to the Directory API, e.g. https://matls-api.sandbox.raidiam.io."
             )
-        return f"{base}/{endpoint.lstrip('/')}"
+        if "://" not in endpoint:
+            return f"{base}/{endpoint.lstrip('/')}"
+        target, allowed = urlsplit(endpoint), urlsplit(base)
+        if target.scheme != "https":
+            raise ConfigurationError(f"Refusing {endpoint!r}: Raidiam endpoints are https:// only.")
+        if (target.scheme, target.hostname, target.port) != (allowed.scheme, allowed.hostname, allowed.port):
+            raise ConfigurationError(
+                f"Refusing to send the access token to {endpoint!r}: authenticated calls only go to the "
+                f"connection's api_base_url ({base}). Use a path relative to it."
+            )
+        return endpoint
 
     def request(
         self,
@@ -226,7 +266,7 @@ class RaidiamClient:
 
     def get_public_json(self, url: str) -> Any:
         """GET a public URL (no token, no client certificate), e.g. the participants list."""
-        return self.public.get_json(url)
+        return self.public.get_public_json(url)
 
     def paginate(
         self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
@@ -301,21 +341,24 @@ class RaidiamClient:
                 self._worker.active = False
 
         futures: list[Future[R]] = [executor.submit(run, item) for item in items]
-        results: list[R] = []
-        last_report = time.monotonic()
-        started = last_report
+        pending = set(futures)
+        started = time.monotonic()
         try:
-            for index, future in enumerate(futures, start=1):
-                results.append(future.result())
-                now = time.monotonic()
-                if now - last_report >= PROGRESS_INTERVAL:
-                    last_report = now
-                    self.log.info("Progress: %d/%d calls done (%.0f/s)", index, len(futures), index / (now - started))
+            while pending:
+                done, pending = wait(pending, timeout=PROGRESS_INTERVAL, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    error = future.exception()
+                    if error is not None:
+                        raise error
+                if pending:
+                    finished = len(futures) - len(pending)
+                    rate = finished / (time.monotonic() - started)
+                    self.log.info("Progress: %d/%d calls done (%.0f/s)", finished, len(futures), rate)
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
-        return results
+        return [future.result() for future in futures]
 
     def _get_executor(self) -> ThreadPoolExecutor:
         with self._executor_lock:
@@ -369,7 +412,7 @@ class PublicClient:
         material = build_tls_material(ca_bundle=ca_bundle, transport_cert=None, transport_key=None, passphrase=None)
         return cls(material.server_only_context, **kwargs)
 
-    def get_json(self, url: str) -> Any:
+    def get_public_json(self, url: str) -> Any:
         """GET ``url`` (retried when transient) and return its parsed JSON body."""
         if urlsplit(url).scheme != "https":
             raise ConfigurationError(f"Refusing {url!r}: Raidiam endpoints are https:// only.")

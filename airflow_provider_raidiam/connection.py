@@ -6,13 +6,18 @@ Importable without Airflow: :meth:`RaidiamSettings.from_connection` takes any ob
 
 from __future__ import annotations
 
+import difflib
 import enum
+import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from airflow_provider_raidiam.exceptions import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SCOPE = "directory:software"
 DEFAULT_TIMEOUT = 30.0
@@ -91,6 +96,7 @@ class RaidiamSettings:
         :raises ConfigurationError: a field is missing or has a value the provider cannot use.
         """
         extra = {key: value for key, value in (extra or {}).items() if value not in (None, "")}
+        _warn_unknown_extras(extra)
         discovery_url = _text(extra, "discovery_url")
         issuer = (host or "").strip() or None
         if issuer is None and discovery_url is None:
@@ -151,8 +157,8 @@ class RaidiamSettings:
             api_base_url=_optional_https(extra, "api_base_url"),
             participants_url=_optional_https(extra, "participants_url"),
             timeout=_positive_number(extra, "timeout", DEFAULT_TIMEOUT),
-            page_size=int(_positive_number(extra, "page_size", DEFAULT_PAGE_SIZE)),
-            max_workers=int(_positive_number(extra, "max_workers", DEFAULT_MAX_WORKERS)),
+            page_size=_positive_integer(extra, "page_size", DEFAULT_PAGE_SIZE),
+            max_workers=_positive_integer(extra, "max_workers", DEFAULT_MAX_WORKERS),
         )
         settings._check_consistency()
         return settings
@@ -174,6 +180,33 @@ class RaidiamSettings:
                 "auth_method 'private_key_jwt' needs a signing key: set the extra 'signing_key' (the private "
                 "key of your signing certificate, a file path or PEM text) and 'signing_key_id' (its kid)."
             )
+
+
+KNOWN_EXTRAS = frozenset(
+    {
+        "discovery_url",
+        "auth_method",
+        "transport_cert",
+        "transport_key",
+        "ca_bundle",
+        "signing_key",
+        "signing_key_id",
+        "signing_alg",
+        "assertion_audience",
+        "scope",
+        "api_base_url",
+        "participants_url",
+        "timeout",
+        "page_size",
+        "max_workers",
+    }
+)
+
+
+def _warn_unknown_extras(extra: Mapping[str, Any]) -> None:
+    for name in sorted(set(extra) - KNOWN_EXTRAS):
+        close = difflib.get_close_matches(name, KNOWN_EXTRAS, n=1)
+        log.warning("Ignoring unknown connection extra %r%s.", name, f" (did you mean {close[0]!r}?)" if close else "")
 
 
 def _text(extra: Mapping[str, Any], name: str) -> str | None:
@@ -208,6 +241,13 @@ def _positive_number(extra: Mapping[str, Any], name: str, default: float) -> flo
         number = float(value)
     except (TypeError, ValueError):
         raise ConfigurationError(f"Connection extra {name!r} must be a number, got {value!r}.") from None
-    if number <= 0:
-        raise ConfigurationError(f"Connection extra {name!r} must be greater than 0, got {value!r}.")
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigurationError(f"Connection extra {name!r} must be greater than 0 (and finite), got {value!r}.")
     return number
+
+
+def _positive_integer(extra: Mapping[str, Any], name: str, default: int) -> int:
+    number = _positive_number(extra, name, default)
+    if not number.is_integer():
+        raise ConfigurationError(f"Connection extra {name!r} must be a whole number, got {extra.get(name)!r}.")
+    return int(number)

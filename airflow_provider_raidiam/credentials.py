@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import ssl
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +30,16 @@ log = logging.getLogger(__name__)
 
 EXPIRY_WARNING = timedelta(days=30)
 _PEM_MARKER = "-----BEGIN"
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
+
+
+def _rewrap_pem_block(match: re.Match[str]) -> str:
+    label, body = match.group(1), match.group(2)
+    if ":" in body:  # legacy PEM with Proc-Type/DEK-Info headers: keep its own layout
+        return match.group(0)
+    data = "".join(body.split())
+    lines = [data[index : index + 64] for index in range(0, len(data), 64)]
+    return "\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----"])
 
 
 def is_pem_text(value: str) -> bool:
@@ -39,9 +50,10 @@ def is_pem_text(value: str) -> bool:
 def read_material(value: str, field_name: str) -> bytes:
     """Return the PEM bytes of a connection value that is either a file path or PEM text."""
     if is_pem_text(value):
-        # Secrets backends and env vars often carry PEM with literal "\n" escapes.
-        text = value if "\n" in value.strip() else value.replace("\\n", "\n")
-        return text.strip().encode() + b"\n"
+        # Secrets backends and env vars often carry PEM with literal "\n" escapes, and one-line form
+        # fields lose the newlines altogether: OpenSSL needs the standard 64-column layout back.
+        text = value.replace("\\n", "\n")
+        return _PEM_BLOCK.sub(_rewrap_pem_block, text).strip().encode() + b"\n"
     path = Path(value).expanduser()
     try:
         return path.read_bytes()
@@ -188,7 +200,7 @@ def build_tls_material(
             mtls.load_cert_chain(cert_path, key_path, password=passphrase)
         except ssl.SSLError as error:
             raise CredentialError(
-                f"OpenSSL could not load transport_cert/transport_key: {error.reason or error}."
+                f"OpenSSL could not load transport_cert/transport_key: {_ssl_reason(error)}."
             ) from None
     info = TransportCertificate(
         subject=certificate.subject.rfc4514_string(),
@@ -199,6 +211,7 @@ def build_tls_material(
 
 
 def _server_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """A verifying client context: the system trust store, or ONLY the configured CA bundle."""
     if ca_bundle is None:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     else:
@@ -208,8 +221,14 @@ def _server_context(ca_bundle: str | None) -> ssl.SSLContext:
                 "ca_bundle does not contain any PEM certificate. Give the ecosystem's CA chain "
                 "(root and issuing CAs) as a PEM file path or PEM text."
             )
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        context.load_verify_locations(cadata=pem)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            context.load_verify_locations(cadata=pem)
+        except ssl.SSLError as error:
+            raise CredentialError(
+                f"ca_bundle contains a certificate OpenSSL cannot read ({_ssl_reason(error)}): check that "
+                "the PEM blocks are complete and not corrupted."
+            ) from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
@@ -234,6 +253,10 @@ def _as_files(*values: tuple[str, str]) -> Iterator[list[str]]:
                 handle.write(read_material(value, name))
             paths.append(path)
         yield paths
+
+
+def _ssl_reason(error: ssl.SSLError) -> str:
+    return str(getattr(error, "reason", None) or error)
 
 
 def _public_der(public_key: object) -> bytes:

@@ -27,6 +27,14 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
+def is_transient_error(error: BaseException) -> bool:
+    """Whether a transport error may pass on retry (a refused certificate never does)."""
+    if isinstance(error, requests.exceptions.SSLError):
+        text = str(error).lower()
+        return "eof" in text or "reset" in text or "timed out" in text
+    return isinstance(error, TRANSIENT_ERRORS)
+
+
 class SslContextAdapter(HTTPAdapter):
     """An adapter whose connections all use one pre-built, verifying ``SSLContext``.
 
@@ -133,7 +141,7 @@ class RetryPolicy:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts) | tenacity.stop_after_delay(self.max_elapsed),
             wait=wait,
-            retry=tenacity.retry_if_exception_type(TRANSIENT_ERRORS) | tenacity.retry_if_result(should_retry_status),
+            retry=tenacity.retry_if_exception(is_transient_error) | tenacity.retry_if_result(should_retry_status),
             before_sleep=before_sleep,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             reraise=True,

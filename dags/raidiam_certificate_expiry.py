@@ -35,7 +35,9 @@ with DAG(
     )
 
     @task
-    def report_expiring(frames: dict[str, pd.DataFrame], params: dict[str, Any], logical_date: Any = None) -> pd.DataFrame:
+    def report_expiring(
+        frames: dict[str, pd.DataFrame], params: dict[str, Any], logical_date: Any = None
+    ) -> pd.DataFrame:
         """Return the certificates expiring within ``days`` of the logical date; fail if configured."""
         now = pd.Timestamp(logical_date).tz_convert("UTC")
         horizon = now + pd.Timedelta(days=int(params["days"]))

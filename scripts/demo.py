@@ -46,9 +46,7 @@ def main() -> int:
             "AIRFLOW_VAR_RAIDIAM_OUTPUT_ROOT": output_root.as_uri(),
         }
         print("Preparing the Airflow metadata database ...", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True
-        )
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
         log_path = demo_dir / "dag-run.log"
         print(f"Running `airflow dags test {DAG_ID} {LOGICAL_DATE}` (log: {log_path}) ...", flush=True)
         started = time.monotonic()
@@ -83,7 +81,10 @@ def main() -> int:
                 "token_requests": as_stats.get("token_requests"),
                 "discovery_requests": as_stats.get("discovery_requests"),
                 "api_requests": api_stats.get("requests"),
-                "tls_handshakes": {"authserver": as_stats.get("tls_handshakes"), "api": api_stats.get("tls_handshakes")},
+                "tls_handshakes": {
+                    "authserver": as_stats.get("tls_handshakes"),
+                    "api": api_stats.get("tls_handshakes"),
+                },
             }
         )
     )

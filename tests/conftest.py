@@ -40,4 +40,4 @@ def _fresh_process_caches() -> Iterator[None]:
 
     discovery.clear_cache()
     TOKEN_CACHE.clear()
-    yield
+    return

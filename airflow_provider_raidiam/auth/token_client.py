@@ -8,6 +8,7 @@ instead of each asking for a token.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from airflow_provider_raidiam.auth.binding import check_token_binding
+from airflow_provider_raidiam.auth.binding import check_token_binding, token_claims
 from airflow_provider_raidiam.auth.client_auth import ClientAuth
 from airflow_provider_raidiam.exceptions import TokenError
 from airflow_provider_raidiam.http import RETRY_STATUSES, RetryPolicy
@@ -161,7 +162,7 @@ class TokenClient:
             )
         self._on_new_token(value)
         check_token_binding(value, self._thumbprint)
-        lifetime = _lifetime(body)
+        lifetime = _lifetime(body, value)
         margin = min(MAX_RENEWAL_MARGIN, lifetime / 5)
         log.info(
             "Obtained an access token for client %s (%s, scope %r, expires in %.0fs) in %.0f ms",
@@ -186,6 +187,8 @@ class TokenClient:
         )
         if error:
             detail = f"{error}: {description}" if description else str(error)
+        elif response.status_code == 200:
+            detail = "HTTP 200 but the body holds no access_token (is the URL really a token endpoint?)"
         else:
             detail = f"HTTP {response.status_code} without an OAuth error body"
         return TokenError(
@@ -211,10 +214,15 @@ def _json_object(response: requests.Response) -> dict[str, object]:
     return body if isinstance(body, dict) else {}
 
 
-def _lifetime(body: dict[str, object]) -> float:
-    expires_in = body.get("expires_in")
+def _lifetime(body: dict[str, object], access_token: str) -> float:
+    """Seconds the token lives: ``expires_in``, never beyond a JWT token's own ``exp``."""
     try:
-        lifetime = float(expires_in)  # type: ignore[arg-type]
+        lifetime = float(body.get("expires_in"))  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return DEFAULT_LIFETIME
-    return lifetime if lifetime > 0 else DEFAULT_LIFETIME
+        lifetime = DEFAULT_LIFETIME
+    if not math.isfinite(lifetime) or lifetime <= 0:
+        lifetime = DEFAULT_LIFETIME
+    expiry = (token_claims(access_token) or {}).get("exp")
+    if isinstance(expiry, (int, float)) and float(expiry) > time.time():  # past exp: clock skew, ignore
+        lifetime = min(lifetime, float(expiry) - time.time())
+    return lifetime

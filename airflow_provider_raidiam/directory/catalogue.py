@@ -28,13 +28,13 @@ import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import pandas as pd
 
 from airflow_provider_raidiam.directory.flatten import check_records, descendants, empty_frame, flatten
-from airflow_provider_raidiam.directory.reader import DirectoryReader
+from airflow_provider_raidiam.directory.reader import DirectoryReader, PublicReader
 from airflow_provider_raidiam.directory.schema import TABLES
 from airflow_provider_raidiam.exceptions import ConfigurationError, ResponseFormatError
 
@@ -356,3 +356,17 @@ PARTICIPANT_TABLES: tuple[str, ...] = tuple(descendants("participants_organisati
 _ROOT_OF = {table: root for root in SOURCES for table in descendants(root)}
 if set(_ROOT_OF) != set(TABLES):  # pragma: no cover - a schema/catalogue mismatch is a programming error
     raise RuntimeError(f"tables without a source: {sorted(set(TABLES) - set(_ROOT_OF))}")
+
+
+def read_participant_tables(
+    reader: PublicReader, participants_url: str, tables: Sequence[str] = PARTICIPANT_TABLES
+) -> dict[str, pd.DataFrame]:
+    """Read ``participants_*`` tables from the public participants list; needs no credentials.
+
+    :raises ConfigurationError: a name that is not a participants table.
+    """
+    unknown = [name for name in tables if name not in PARTICIPANT_TABLES]
+    if unknown:
+        raise ConfigurationError(f"Not participants tables: {unknown}; choose from {list(PARTICIPANT_TABLES)}.")
+    # Participants tables only ever call get_public_json, which every PublicReader has.
+    return read_tables(cast(DirectoryReader, reader), tables, participants_url=participants_url)

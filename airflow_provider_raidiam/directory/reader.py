@@ -13,7 +13,15 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class DirectoryReader(Protocol):
+class PublicReader(Protocol):
+    """Access to Raidiam's public endpoints (the participants list): no token, no client certificate."""
+
+    def get_public_json(self, url: str) -> Any:
+        """GET a public URL (no token, no client certificate) and return its parsed JSON body."""
+        ...
+
+
+class DirectoryReader(PublicReader, Protocol):
     """Read-only access to the Directory API, sharing one token and one connection pool."""
 
     def get_json(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -24,10 +32,6 @@ class DirectoryReader(Protocol):
         self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
     ) -> Iterator[dict[str, Any]]:
         """Yield every record of a paged endpoint (a plain JSON array passes through)."""
-        ...
-
-    def get_public_json(self, url: str) -> Any:
-        """GET a public URL (no token, no client certificate) and return its parsed JSON body."""
         ...
 
     def fan_out(self, func: Callable[[T], R], items: Iterable[T]) -> list[R]:

@@ -15,7 +15,7 @@ import pandas as pd
 from airflow.sdk import Asset, BaseOperator, Context
 
 from airflow_provider_raidiam.client import PublicClient
-from airflow_provider_raidiam.directory.catalogue import PARTICIPANT_TABLES, read_tables
+from airflow_provider_raidiam.directory.catalogue import PARTICIPANT_TABLES, read_participant_tables
 from airflow_provider_raidiam.exceptions import ConfigurationError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from airflow_provider_raidiam.operators.output import check_output_format, write_tables
@@ -25,7 +25,9 @@ DEFAULT_MAX_XCOM_ROWS = 100_000
 
 def table_asset(raidiam_conn_id: str, table: str) -> Asset:
     """The Asset a Raidiam operator declares for ``table``: ``raidiam://<conn_id>/<table>``."""
-    return Asset(uri=f"raidiam://{raidiam_conn_id.replace('_', '-')}/{table}", name=f"raidiam/{raidiam_conn_id}/{table}")
+    return Asset(
+        uri=f"raidiam://{raidiam_conn_id.replace('_', '-')}/{table}", name=f"raidiam/{raidiam_conn_id}/{table}"
+    )
 
 
 class _TablesOperator(BaseOperator):
@@ -178,9 +180,6 @@ class RaidiamParticipantsOperator(_TablesOperator):
 
     def execute(self, context: Context) -> Any:
         tables = _as_table_list(self.tables)
-        unknown = sorted(set(tables) - set(PARTICIPANT_TABLES))
-        if unknown:
-            raise ConfigurationError(f"Not participants tables: {unknown}; choose from {list(PARTICIPANT_TABLES)}.")
         if self.raidiam_conn_id is not None:
             with RaidiamHook(raidiam_conn_id=self.raidiam_conn_id) as hook:
                 url = self.participants_url or hook.settings.participants_url
@@ -189,13 +188,13 @@ class RaidiamParticipantsOperator(_TablesOperator):
                         f"No participants URL: set participants_url on the operator or on connection "
                         f"{self.raidiam_conn_id!r}."
                     )
-                frames = read_tables(hook.client, tables, participants_url=url)
+                frames = read_participant_tables(hook.client, url, tables)
         else:
             if self.participants_url is None:
                 raise ConfigurationError("RaidiamParticipantsOperator needs participants_url (or raidiam_conn_id).")
             public = PublicClient.for_ca_bundle(self.ca_bundle, logger=self.log)
             try:
-                frames = read_tables(public, tables, participants_url=self.participants_url)
+                frames = read_participant_tables(public, self.participants_url, tables)
             finally:
                 public.close()
         return self.deliver(frames, context, single=isinstance(self.tables, str))
@@ -207,22 +206,22 @@ class RaidiamApiOperator(_TablesOperator):
     For endpoints the table catalogue does not cover yet.
 
     :param endpoint: path relative to the connection's ``api_base_url``. (templated)
-    :param params: query parameters. (templated)
+    :param query_params: query parameters. (templated)
     :param paginate: read every page of a paged endpoint (``True``, default) or make one GET.
     :param record_path: passed to ``pandas.json_normalize`` (nested list of records to expand).
     :param meta: passed to ``pandas.json_normalize`` (parent fields to repeat on each record).
     :param table_name: the file name used with ``output_uri`` (default ``"records"``).
     """
 
-    template_fields: Sequence[str] = ("endpoint", "params", "raidiam_conn_id", "output_uri")
-    template_fields_renderers = {"params": "json"}
+    template_fields: Sequence[str] = ("endpoint", "query_params", "raidiam_conn_id", "output_uri")
+    template_fields_renderers = {"query_params": "json"}
 
     def __init__(
         self,
         *,
         endpoint: str,
         raidiam_conn_id: str = RaidiamHook.default_conn_name,
-        params: Mapping[str, Any] | None = None,
+        query_params: Mapping[str, Any] | None = None,
         paginate: bool = True,
         record_path: str | list[str] | None = None,
         meta: list[str | list[str]] | None = None,
@@ -231,7 +230,7 @@ class RaidiamApiOperator(_TablesOperator):
     ) -> None:
         super().__init__(raidiam_conn_id=raidiam_conn_id, **kwargs)
         self.endpoint = endpoint
-        self.params = params
+        self.query_params = query_params
         self.paginate = paginate
         self.record_path = record_path
         self.meta = meta
@@ -241,9 +240,9 @@ class RaidiamApiOperator(_TablesOperator):
         assert self.raidiam_conn_id is not None
         with RaidiamHook(raidiam_conn_id=self.raidiam_conn_id) as hook:
             if self.paginate:
-                body: Any = list(hook.paginate(self.endpoint, params=self.params))
+                body: Any = list(hook.paginate(self.endpoint, params=self.query_params))
             else:
-                body = hook.client.get_json(self.endpoint, params=self.params)
+                body = hook.client.get_json(self.endpoint, params=self.query_params)
         records = body if isinstance(body, list) else [body]
         frame = pd.json_normalize(records, record_path=self.record_path, meta=self.meta, sep="_")
         return self.deliver({self.table_name: frame}, context, single=True)

@@ -40,7 +40,7 @@ def write_tables(
             final = base / f"{table}.{output_format}"
             temporary = base / f".{table}.{output_format}.{run_tag}.tmp"
             staged.append((temporary, final))
-            with temporary.open("wb") as handle:
+            with temporary.open("wb") as handle:  # type: ignore[no-untyped-call]
                 if output_format == "parquet":
                     frame.to_parquet(handle, index=False)
                 else:
@@ -51,4 +51,7 @@ def write_tables(
         for temporary, _final in staged:
             temporary.unlink(missing_ok=True)
         raise
-    return {table: {"uri": str(final), "rows": len(frames[table])} for table, (_tmp, final) in zip(frames, staged)}
+    return {
+        table: {"uri": str(final), "rows": len(frames[table])}
+        for table, (_tmp, final) in zip(frames, staged, strict=True)
+    }

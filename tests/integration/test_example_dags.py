@@ -68,7 +68,7 @@ def dag_env(sandbox: Sandbox, airflow_db: Path, tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("AIRFLOW_CONN_RAIDIAM_DEFAULT", sandbox.connection_uri_env("tls"))
     monkeypatch.setenv("AIRFLOW_VAR_RAIDIAM_OUTPUT_ROOT", tmp_path.as_uri())
     sandbox.reset_stats()
-    yield tmp_path
+    return tmp_path
 
 
 def test_every_example_dag_imports() -> None:
@@ -119,9 +119,10 @@ def test_certificate_expiry_dag_finds_the_servers_expiring_certificates(
     assert run.state == ("failed" if fail_when_found else "success")
     if not fail_when_found:
         from airflow.models.xcom import XComModel
+        from airflow.sdk.serde import deserialize
         from airflow.utils.session import create_session
 
         with create_session() as session:
             query = XComModel.get_many(run_id=run.run_id, dag_ids=dag.dag_id, task_ids="report_expiring")
-            frame = XComModel.deserialize_value(session.scalars(query).first())
+            frame = deserialize(XComModel.deserialize_value(session.scalars(query).first()))
         assert sorted(frame["kid"]) == truth["ids"]

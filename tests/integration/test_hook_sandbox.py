@@ -110,7 +110,9 @@ def test_a_refused_token_is_renewed_once_and_the_call_succeeds(make_hook: MakeHo
     hook = make_hook("tls")
     hook.get_access_token()
     key = next(key for key in TOKEN_CACHE._tokens if key[1] == hook.settings.client_id)
-    TOKEN_CACHE.put(key, TOKEN_CACHE.get(key).__class__(value=foreign_token, renew_at=1e18, expires_at=1e18, scope=None))
+    TOKEN_CACHE.put(
+        key, TOKEN_CACHE.get(key).__class__(value=foreign_token, renew_at=1e18, expires_at=1e18, scope=None)
+    )
     response = hook.request("GET", "/organisations", params={"page": 0, "size": 1})
     assert response.status_code == 200
     assert sandbox.api_stats()["rejected_tokens"] == 1
@@ -120,10 +122,12 @@ def test_a_refused_token_is_renewed_once_and_the_call_succeeds(make_hook: MakeHo
 def test_test_connection_reports_success_and_failure(make_hook: MakeHook, sandbox: Sandbox) -> None:
     ok, message = make_hook().test_connection()
     assert ok, message
-    assert "Directory API OK" in message and sandbox.pki.thumbprint("tls-client") in message
+    assert "Directory API OK" in message
+    assert sandbox.pki.thumbprint("tls-client") in message
     ok, message = make_hook(login="no-such-client", conn_id="raidiam_bad").test_connection()
     assert not ok
-    assert "invalid_client" in message and "no-such-client" in message
+    assert "invalid_client" in message
+    assert "no-such-client" in message
 
 
 def test_unknown_client_raises_token_error_with_server_description(make_hook: MakeHook) -> None:
@@ -138,7 +142,8 @@ def test_connection_with_pem_text_leaves_no_key_files_behind(
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     hook = make_hook("pkj", pem_text=True)
-    assert hook.settings.transport_key is not None and "PRIVATE KEY" in hook.settings.transport_key
+    assert hook.settings.transport_key is not None
+    assert "PRIVATE KEY" in hook.settings.transport_key
     assert hook.request("GET", "/organisations", params={"page": 0, "size": 1}).status_code == 200
     assert list(tmp_path.iterdir()) == []
 

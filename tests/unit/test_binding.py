@@ -111,12 +111,6 @@ def test_signature_is_not_needed_to_read_the_binding() -> None:
         check_token_binding(token, OURS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="WEAKNESS: binding.token_thumbprint decodes with PyJWT and returns None on any PyJWTError, so a JWT "
-    "whose header PyJWT rejects (a 'crit' header, a non-string kid) is treated as unbound and the binding "
-    "check passes; read the payload segment directly instead",
-)
 @pytest.mark.parametrize(
     "header", [{"alg": "PS256", "crit": ["exp"]}, {"alg": "PS256", "kid": 7}], ids=["crit", "int-kid"]
 )

@@ -55,6 +55,14 @@ def client(tls_settings: Callable[..., Any], kit: Any, shared_tls: TlsMaterial) 
         yield raidiam
 
 
+@pytest.fixture
+def closed_port_client(tls_settings: Callable[..., Any], kit: Any, shared_tls: TlsMaterial) -> Iterator[RaidiamClient]:
+    """A client whose api_base_url is a closed local port: real adapter, no network."""
+    with RaidiamClient(tls_settings(api_base_url="https://127.0.0.1:1"), retry=kit.FAST_RETRY) as raidiam:
+        raidiam.tls = shared_tls  # type: ignore[misc]  # pre-fill the cached property
+        yield raidiam
+
+
 def test_client_builds_its_tls_material_from_the_settings(
     tls_settings: Callable[..., Any], kit: Any, pki: Any, api: responses.RequestsMock
 ) -> None:
@@ -613,14 +621,14 @@ def test_failed_page_fails_the_read(client: RaidiamClient, api: responses.Reques
     [{"verify": False}, {"verify": "/etc/ssl/other-ca.pem"}, {"cert": ("/a.pem", "/a.key")}, {"cert": "/a.pem"}],
 )
 def test_per_request_tls_arguments_are_refused(
-    client: RaidiamClient, api: responses.RequestsMock, kit: Any, kwargs: dict[str, Any]
+    closed_port_client: RaidiamClient, api: responses.RequestsMock, kit: Any, kwargs: dict[str, Any]
 ) -> None:
     # The API call goes through the real adapter (discovery and token stay stubbed): refused, it raises
     # before connecting; accepted, it would reach the closed port and end as a connection error.
     api.add_passthru(CLOSED_PORT_URL)
 
     with pytest.raises(ConfigurationError) as caught:
-        client.request("GET", CLOSED_PORT_URL, **kwargs)
+        closed_port_client.request("GET", CLOSED_PORT_URL, **kwargs)
 
     assert "per-request 'verify' and 'cert' arguments are not accepted" in str(caught.value)
 
@@ -669,14 +677,18 @@ def test_requests_ca_bundle_env_var_is_ignored(
 
 
 def test_requests_ca_bundle_env_var_is_ignored_by_the_real_adapter(
-    client: RaidiamClient, api: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    closed_port_client: RaidiamClient, api: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     # Were the env var read, requests would pass verify=<path> and the adapter would refuse the call;
     # ignored, the call reaches the (closed) port and fails as a connection error.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "attacker-ca.pem"))
     api.add_passthru(CLOSED_PORT_URL)
 
-    for call in (lambda: client.get_json(CLOSED_PORT_URL), lambda: client.get_public_json(CLOSED_PORT_URL)):
+    calls = (
+        lambda: closed_port_client.get_json(CLOSED_PORT_URL),
+        lambda: closed_port_client.get_public_json(CLOSED_PORT_URL),
+    )
+    for call in calls:
         with pytest.raises(ApiError) as caught:
             call()
         assert "ConnectionError" in str(caught.value)
@@ -770,12 +782,6 @@ def test_concurrent_requests_share_one_token(client: RaidiamClient, api: respons
 # -- weaknesses ------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="WEAKNESS: client.url_for accepts any absolute https URL, so an authenticated request to another "
-    "host sends the Directory access token (and the client certificate) there; authenticated calls should be "
-    "limited to api_base_url's origin",
-)
 def test_authenticated_request_to_foreign_host_is_refused(
     client: RaidiamClient, api: responses.RequestsMock, kit: Any
 ) -> None:

@@ -250,29 +250,17 @@ def test_non_string_text_extras_are_refused(name: str) -> None:
     assert f"Connection extra {name!r} must be a string, got int" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: connection._positive_number accepts 'inf'/'nan'; int() then raises OverflowError/ValueError "
-    "instead of ConfigurationError",
-)
 @pytest.mark.parametrize("value", ["inf", "nan", "1e400"])
 @pytest.mark.parametrize("name", ["page_size", "max_workers"])
 def test_non_finite_integer_extras_raise_configuration_error(name: str, value: str) -> None:
     refused(**{name: value}, **MTLS)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: connection._positive_number accepts timeout 'nan'/'inf' (NaN <= 0 is False)"
-)
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_non_finite_timeout_is_refused(value: str) -> None:
     refused(timeout=value, **MTLS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: page_size/max_workers '0.5' pass the > 0 check as floats, then int() truncates them to 0",
-)
 @pytest.mark.parametrize("name", ["page_size", "max_workers"])
 def test_fractional_integer_extras_never_become_zero(name: str) -> None:
     try:

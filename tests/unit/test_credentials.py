@@ -68,13 +68,6 @@ def test_escaped_pem_key_is_loaded(pki: TestPki) -> None:
     assert key.public_key().public_numbers() == pki.certificate("tls-client").public_key().public_numbers()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: transport_key is a 'format: password' conn-field, which the Airflow 3 UI renders as a single-line "
-    "<input type=password>, so a pasted PEM loses its newlines. cryptography accepts such one-line PEM (the key "
-    "check passes) but credentials._as_files writes the text as-is and OpenSSL's load_cert_chain fails with an "
-    "opaque '[SSL] PEM lib'; read_material should re-wrap the base64 body into 64-character lines",
-)
 @pytest.mark.parametrize("separator", ["", " "], ids=["newlines-stripped", "newlines-as-spaces"])
 def test_pem_key_pasted_into_a_single_line_field(pki: TestPki, separator: str) -> None:
     one_line = separator.join(pem(pki.key("tls-client")).strip().splitlines())
@@ -384,11 +377,6 @@ def test_ca_bundle_without_certificate(pki: TestPki) -> None:
         build_tls_material(ca_bundle=pem(pki.key("ca")), transport_cert=None, transport_key=None, passphrase=None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: credentials._server_context lets ssl.SSLError from load_verify_locations escape for a "
-    "ca_bundle whose PEM block is corrupt; should be CredentialError",
-)
 def test_corrupt_ca_bundle_is_a_credential_error() -> None:
     corrupt = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
 
