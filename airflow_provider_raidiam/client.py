@@ -324,7 +324,8 @@ class RaidiamClient:
         """Call ``func`` on every item with at most ``max_workers`` threads; results in input order.
 
         All calls share this client's token and connection pool. Called from inside a fan-out worker it
-        runs sequentially (no nested pools, no deadlock). The first error cancels what has not started.
+        runs sequentially (no nested pools, no deadlock). An error cancels what has not started and, once
+        the running calls end, the first error in input order is raised.
         """
         items = list(items)
         if not items:
@@ -346,18 +347,17 @@ class RaidiamClient:
         try:
             while pending:
                 done, pending = wait(pending, timeout=PROGRESS_INTERVAL, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    error = future.exception()
-                    if error is not None:
-                        raise error
+                if any(future.exception() is not None for future in done):
+                    break
                 if pending:
                     finished = len(futures) - len(pending)
                     rate = finished / (time.monotonic() - started)
                     self.log.info("Progress: %d/%d calls done (%.0f/s)", finished, len(futures), rate)
-        except BaseException:
-            for future in futures:
+        finally:
+            for future in pending:
                 future.cancel()
-            raise
+        # After a failure, the calls already running finish; the first failure in input order is raised.
+        wait(futures)
         return [future.result() for future in futures]
 
     def _get_executor(self) -> ThreadPoolExecutor:

@@ -140,7 +140,8 @@ def load_private_key(value: str, passphrase: str | None, field_name: str) -> Pri
     except TypeError:
         if password is None:
             raise CredentialError(
-                f"{field_name} is encrypted: put its passphrase in the connection's Password field."
+                f"{field_name} is encrypted: put its passphrase in the connection's Password field "
+                "('Private key passphrase' in the UI)."
             ) from None
         # The passphrase belongs to the other key; this one is not encrypted.
         return load_private_key(value, None, field_name)

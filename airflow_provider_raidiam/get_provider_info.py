@@ -24,6 +24,14 @@ CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
     "api_base_url": _field(
         "Directory API base URL",
         "The mTLS Directory API, e.g. https://matls-api.sandbox.raidiam.io.",
+        {
+            "type": ["string", "null"],
+            "examples": [
+                "https://matls-api.sandbox.raidiam.io",
+                "https://matls-api.directory.openbankingbrasil.org.br",
+                "https://matls-api.sandbox.directory.openbankingbrasil.org.br",
+            ],
+        },
     ),
     "scope": _field(
         "Scope",
@@ -38,8 +46,8 @@ CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
     ),
     "transport_key": _field(
         "Transport private key",
-        "The transport certificate's private key: a file path or the PEM text. If encrypted, put its "
-        "passphrase in the Password field.",
+        "The transport certificate's private key: a file path or the PEM text. If it is encrypted, put its "
+        "passphrase in 'Private key passphrase' (Standard Fields).",
         _SECRET_TEXT,
     ),
     "ca_bundle": _field(
@@ -50,7 +58,8 @@ CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
     ),
     "signing_key": _field(
         "Signing private key (private_key_jwt)",
-        "The signing (rtssigning) certificate's private key that signs client assertions: a path or PEM text.",
+        "The signing (rtssigning) certificate's private key that signs client assertions: a path or PEM text. "
+        "If it is encrypted, put its passphrase in 'Private key passphrase' (Standard Fields).",
         _SECRET_TEXT,
     ),
     "signing_key_id": _field(
@@ -65,7 +74,7 @@ CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
     "assertion_audience": _field(
         "Client assertion audience",
         "'issuer' (default), 'token_endpoint', or a literal URL to put in the assertion's aud claim.",
-        {"type": ["string", "null"], "default": "issuer"},
+        {"type": ["string", "null"], "default": "issuer", "examples": ["issuer", "token_endpoint"]},
     ),
     "discovery_url": _field(
         "Discovery URL",
@@ -74,6 +83,13 @@ CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
     "participants_url": _field(
         "Participants URL",
         "The public participants list, e.g. https://data.directory.openbankingbrasil.org.br/participants.",
+        {
+            "type": ["string", "null"],
+            "examples": [
+                "https://data.directory.openbankingbrasil.org.br/participants",
+                "https://data.sandbox.directory.openbankingbrasil.org.br/participants",
+            ],
+        },
     ),
     "timeout": _field(
         "Timeout (seconds)",
@@ -125,10 +141,6 @@ def get_provider_info() -> dict[str, Any]:
                         "host": "https://auth.sandbox.raidiam.io",
                         "login": "client id of your software statement",
                         "password": "only if a private key is encrypted",
-                        "api_base_url": "https://matls-api.sandbox.raidiam.io",
-                        "transport_cert": "/path/to/transport.pem or -----BEGIN CERTIFICATE-----...",
-                        "transport_key": "/path/to/transport.key or -----BEGIN PRIVATE KEY-----...",
-                        "ca_bundle": "/path/to/ca.pem (empty: system trust store)",
                     },
                 },
                 "conn-fields": CONNECTION_FIELDS,

@@ -58,6 +58,7 @@ def test_api_reference_is_generated_from_the_docstrings(site: Path) -> None:
     for method in ("get_pandas_df", "get_pandas_dfs", "paginate", "test_connection", "list_tables"):
         assert method in hook, method
     assert "Read one Directory table into a DataFrame" in hook  # a docstring, rendered
+    assert ":meth:" not in hook, "Sphinx roles left in the page: docs/_hooks/sphinx_roles.py did not run"
     for operator in ("RaidiamDirectoryOperator", "RaidiamParticipantsOperator", "RaidiamApiOperator"):
         assert f'id="airflow_provider_raidiam.operators.directory.{operator}"' in operators, operator
 

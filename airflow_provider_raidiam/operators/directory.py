@@ -50,6 +50,10 @@ class _TablesOperator(BaseOperator):
         self.output_format = output_format
         self.max_xcom_rows = max_xcom_rows
 
+    def check_delivery(self) -> None:
+        """Refuse a bad ``output_format`` before anything is read (``deliver`` would find it only after)."""
+        check_output_format(self.output_format)
+
     def deliver(self, frames: dict[str, pd.DataFrame], context: Context, *, single: bool) -> Any:
         """Write or return ``frames`` and log a summary; ``single`` returns a bare DataFrame via XCom."""
         rows = {table: len(frame) for table, frame in frames.items()}
@@ -137,6 +141,7 @@ class RaidiamDirectoryOperator(_TablesOperator):
         tables = _as_table_list(self.tables)
         if not tables:
             raise ConfigurationError("RaidiamDirectoryOperator needs at least one table name in 'tables'.")
+        self.check_delivery()
         filters = dict(self.filters or {})
         if self.organisation_ids is not None:
             filters["organisation_ids"] = list(self.organisation_ids)
@@ -180,6 +185,7 @@ class RaidiamParticipantsOperator(_TablesOperator):
 
     def execute(self, context: Context) -> Any:
         tables = _as_table_list(self.tables)
+        self.check_delivery()
         if self.raidiam_conn_id is not None:
             with RaidiamHook(raidiam_conn_id=self.raidiam_conn_id) as hook:
                 url = self.participants_url or hook.settings.participants_url
@@ -238,6 +244,7 @@ class RaidiamApiOperator(_TablesOperator):
 
     def execute(self, context: Context) -> Any:
         assert self.raidiam_conn_id is not None
+        self.check_delivery()
         with RaidiamHook(raidiam_conn_id=self.raidiam_conn_id) as hook:
             if self.paginate:
                 body: Any = list(hook.paginate(self.endpoint, params=self.query_params))

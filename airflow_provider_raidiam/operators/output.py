@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -29,12 +30,22 @@ def write_tables(
     """Write each frame to ``<output_uri>/<table>.<format>`` and return ``{table: {"uri", "rows"}}``.
 
     Every table is first written under a hidden temporary name, then all are renamed into place; if
-    anything fails, the temporary files are removed and no final file of this run is left half-written.
+    anything fails, the temporary files are removed, and so are the tables of this run already renamed
+    into place (object stores rename by copying, which can fail half-way through the tables): a failed run
+    leaves no half-written file and no mix of this run's tables with older ones.
     """
-    base = ObjectStoragePath(output_uri)
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base = ObjectStoragePath(output_uri)
+        base.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError, ImportError) as error:
+        raise ConfigurationError(
+            f"output_uri {output_uri!r} cannot be used as an output folder ({type(error).__name__}: {error}). "
+            "Give a folder URI this worker can create and write to (for object storage, with the filesystem "
+            "package and connection it needs, e.g. s3://aws_default@bucket/path)."
+        ) from None
     run_tag = uuid.uuid4().hex[:12]
     staged: list[tuple[ObjectStoragePath, ObjectStoragePath]] = []
+    published: list[ObjectStoragePath] = []
     try:
         for table, frame in frames.items():
             final = base / f"{table}.{output_format}"
@@ -47,9 +58,11 @@ def write_tables(
                     frame.to_csv(handle, index=False)
         for temporary, final in staged:
             temporary.rename(final)
+            published.append(final)
     except BaseException:
-        for temporary, _final in staged:
-            temporary.unlink(missing_ok=True)
+        for path in [temporary for temporary, _final in staged] + published:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
         raise
     return {
         table: {"uri": str(final), "rows": len(frames[table])}

@@ -30,10 +30,11 @@ response carries ``x-fapi-interaction-id`` (the request's, when it is a valid id
 
 Faults (``PUT /__sandbox/faults``) hit authenticated protected requests only, never ``/participants``
 or admin endpoints, and are drawn from their own ``random.Random(seed)``: per request, in this order,
-``rate_limit_rate`` (429), ``error_rate`` (500/502/503/504), then ``drop_rate`` (status line, headers
-with the full ``Content-Length`` and half the body, then the connection is closed). ``retry_after``
-(``none``/``seconds``/``http-date``, value ``retry_after_seconds``) is set on 429 and 503.
-``mutate_after_requests`` = n adds one ``Active`` organisation after n more protected requests (one shot).
+``rate_limit_rate`` (429), ``error_rate`` (a status drawn from ``error_statuses``, default
+500/502/503/504), then ``drop_rate`` (status line, headers with the full ``Content-Length`` and half the
+body, then the connection is closed). ``retry_after`` (``none``/``seconds``/``http-date``, value
+``retry_after_seconds``) is set on 429 and 503. ``mutate_after_requests`` = n adds one ``Active``
+organisation after n more protected requests (one shot; with ``mutate_repeat`` again after every n).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,6 +91,7 @@ _REASONS = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+ERROR_STATUSES = (500, 502, 503, 504)
 _FAULT_TEXT = {
     429: "Too many requests, maximum capacity reached. Requests are now throttled.",
     500: "Internal Server Error",
@@ -146,6 +148,8 @@ class Faults:
     drop_rate: float = 0.0
     latency_ms: float = 0.0
     mutate_after_requests: int | None = None
+    mutate_repeat: bool = False
+    error_statuses: tuple[int, ...] = ERROR_STATUSES
 
     @classmethod
     def parse(cls, raw: Any) -> Faults:
@@ -171,6 +175,16 @@ class Faults:
         m = f.mutate_after_requests
         if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
             raise ValueError("mutate_after_requests must be null or an integer >= 1")
+        if not isinstance(f.mutate_repeat, bool):
+            raise ValueError("mutate_repeat must be true or false")
+        statuses = f.error_statuses
+        if (
+            not isinstance(statuses, list | tuple)
+            or not statuses
+            or not all(type(code) is int and code in ERROR_STATUSES for code in statuses)
+        ):
+            raise ValueError(f"error_statuses must be a non-empty list of {list(ERROR_STATUSES)}")
+        f.error_statuses = tuple(statuses)
         return f
 
 
@@ -833,7 +847,7 @@ class Emulator:
         """(status to inject or None, drop?, mutate now?) for one authenticated protected request."""
         with self.stats_lock:
             f, rng = self.faults, self.fault_rng
-            u, v, w, code = rng.random(), rng.random(), rng.random(), rng.choice((500, 502, 503, 504))
+            u, v, w, code = rng.random(), rng.random(), rng.random(), rng.choice(f.error_statuses)
             status = 429 if u < f.rate_limit_rate else code if v < f.error_rate else None
             drop = status is None and w < f.drop_rate
             if status is not None:
@@ -844,8 +858,10 @@ class Emulator:
                 self.faults_injected["latency"] += 1
             self.protected_since_faults += 1
             mutate = f.mutate_after_requests is not None and self.protected_since_faults >= f.mutate_after_requests
-            if mutate:
-                self.faults = Faults(**{**asdict(f), "mutate_after_requests": None})
+            if mutate and f.mutate_repeat:
+                self.protected_since_faults = 0
+            elif mutate:
+                self.faults = replace(f, mutate_after_requests=None)
             return status, drop, mutate
 
     def mutate(self) -> None:

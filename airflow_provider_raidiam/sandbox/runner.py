@@ -465,7 +465,9 @@ class Sandbox:
 
     def set_as_faults(self, **faults: Any) -> dict[str, Any]:
         """Set authorisation server faults: ``token_ttl`` (s or None), ``token_failures`` (next n token
-        requests get 503 ``temporarily_unavailable``), ``latency_ms``. Returns the faults now in force."""
+        requests get 503 ``temporarily_unavailable``), ``token_failure_every`` (n > 0: every n-th token
+        request fails the same way; 0 stops it), ``latency_ms``. Unnamed faults keep their value; ``None``
+        restores a fault's default. Returns the faults now in force."""
         result: dict[str, Any] = self._admin("PUT", self.issuer + "/__sandbox/faults", faults)
         return result
 
@@ -475,7 +477,13 @@ class Sandbox:
         return result
 
     def set_api_faults(self, **faults: Any) -> dict[str, Any]:
-        """Set Directory emulator faults (``PUT /__sandbox/faults`` with ``faults`` as the JSON body)."""
+        """Set Directory emulator faults (``PUT /__sandbox/faults`` with ``faults`` as the JSON body).
+
+        Replaces all faults: ``seed``, ``error_rate`` (statuses from ``error_statuses``), ``rate_limit_rate``,
+        ``retry_after`` (``none``/``seconds``/``http-date``) with ``retry_after_seconds``, ``drop_rate``,
+        ``latency_ms``, ``mutate_after_requests`` and ``mutate_repeat`` (see
+        :mod:`airflow_provider_raidiam.sandbox.directory_api`).
+        """
         result: dict[str, Any] = self._admin("PUT", self.public_base_url + "/__sandbox/faults", faults)
         return result
 

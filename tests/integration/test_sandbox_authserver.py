@@ -264,7 +264,7 @@ def test_faults_reject_bad_input(sb: Sandbox) -> None:
         for body in ('{"token_failures": -1}', '{"nope": 1}', "[]", "not json"):
             response = s.put(sb.issuer + "/__sandbox/faults", data=body, timeout=10)
             assert response.status_code == 400, body
-    assert sb.as_faults() == {"token_ttl": None, "token_failures": 0, "latency_ms": 0}
+    assert sb.as_faults() == {"token_ttl": None, "token_failures": 0, "token_failure_every": 0, "latency_ms": 0}
 
 
 def test_keep_alive_session_uses_one_handshake(sb: Sandbox, tls_session: requests.Session) -> None:

@@ -51,9 +51,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SERVER_START_TIMEOUT = 180.0
-# Extras that hold private keys: the API server runs with these in [core] sensitive_var_conn_names (as
-# docs/connection.md recommends), so the UI and the REST API show "***" instead of the key.
-SENSITIVE_EXTRAS = "transport_key,signing_key"
 # apache/airflow#73298: Airflow 3.3.1-3.3.2's UI posts port=0 for a connection without a port and the API
 # server then refuses to reuse the stored credentials (400). Fixed in the API server after 3.3.2.
 PORTLESS_BUG = "The host or port to test differs from the stored connection"
@@ -61,6 +58,10 @@ PORTLESS_BUG = "The host or port to test differs from the stored connection"
 CONNECTION_TYPE: dict[str, Any] = get_provider_info()["connection-types"][0]
 CONN_FIELDS: dict[str, dict[str, Any]] = CONNECTION_TYPE["conn-fields"]
 BEHAVIOUR: dict[str, Any] = CONNECTION_TYPE["ui-field-behaviour"]
+PASSWORD_FIELDS = sorted(name for name, spec in CONN_FIELDS.items() if spec["schema"].get("format") == "password")
+# The API server runs with the password fields in [core] sensitive_var_conn_names, as docs/connection.md
+# recommends, so the UI and the REST API show "***" instead of a stored private key.
+SENSITIVE_EXTRAS = ",".join(PASSWORD_FIELDS)
 
 
 # ---- the browser ------------------------------------------------------------------------------------
@@ -278,6 +279,10 @@ def test_add_connection_form_shows_every_raidiam_field(page: Any, api_server: Ap
             expect(element).to_have_js_property("type", "text")
             if "default" in schema:
                 expect(element).to_have_value(str(schema["default"]))
+            if "examples" in schema:  # Airflow 3 offers them as suggestions, with a placeholder
+                expect(element).to_have_attribute("placeholder", re.compile(r"\S"))
+                options = group.locator(f"datalist#list_{name} option")
+                expect(options).to_have_count(len(schema["examples"]))
     password_fields = dialog.locator('input[type="password"]')
     expected_passwords = {"password"} | {
         f"element_{n}" for n, s in CONN_FIELDS.items() if s["schema"].get("format") == "password"
@@ -371,7 +376,11 @@ def test_test_connection_button_succeeds_against_the_sandbox(
     with page.expect_response(lambda r: "/api/v2/connections?" in r.url and r.request.method == "GET") as listed:
         page.reload()
     stored = {c["connection_id"]: c for c in listed.value.json()["connections"]}["raidiam_ui_sandbox"]
-    assert json.loads(stored["extra"])["transport_key"] == "***"
+    stored_extra = json.loads(stored["extra"])
+    for name in PASSWORD_FIELDS:
+        if conn["extra"].get(name):
+            assert stored_extra[name] == "***", f"{name} is shown to UI users"
+    assert any(conn["extra"].get(name) for name in PASSWORD_FIELDS), "the sandbox connection has no key field"
 
     result = press_test_connection(page, "raidiam_ui_sandbox")
 

@@ -43,7 +43,9 @@ const newStats = () => ({
   tls_handshakes: { issuer: 0, mtls: 0 },
   tls_handshake_failures: { issuer: 0, mtls: 0 },
 });
-const newFaults = () => ({ token_ttl: null, token_failures: 0, latency_ms: 0 });
+// token_failures: the next n token requests get 503 temporarily_unavailable; token_failure_every: n > 0
+// fails every n-th token request (by the token_requests counter) the same way, until set back to 0.
+const newFaults = () => ({ token_ttl: null, token_failures: 0, token_failure_every: 0, latency_ms: 0 });
 let stats = newStats();
 let faults = newFaults();
 
@@ -250,8 +252,9 @@ provider.use(async (ctx, next) => {
 
   stats.token_requests += 1;
   let clientId;
-  if (faults.token_failures > 0) {
-    faults.token_failures -= 1;
+  const every = faults.token_failure_every;
+  if (faults.token_failures > 0 || (every > 0 && stats.token_requests % every === 0)) {
+    if (faults.token_failures > 0) faults.token_failures -= 1;
     clientId = clientIdOfForm(await readBody(ctx.req));
     ctx.status = 503;
     ctx.set('cache-control', 'no-store');
