@@ -72,6 +72,18 @@ class once(Generic[V]):
         return value
 
 
+class _Counter:
+    """A thread-safe counter."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
 class Logger(Protocol):
     """What the client needs of a logger (``logging.Logger`` and Airflow's task logger both fit)."""
 
@@ -106,6 +118,8 @@ class RaidiamClient:
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._worker = threading.local()
+        self._calls = _Counter()
+        self._attempts = _Counter()
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -229,7 +243,10 @@ class RaidiamClient:
         sent_headers.update(headers or {})
         kwargs.setdefault("timeout", self.settings.timeout)
 
+        self._calls.add()
+
         def send_once() -> requests.Response:
+            self._attempts.add()
             sent_headers["Authorization"] = f"Bearer {self.access_token()}"
             return self.mtls_session.request(method, url, params=params, headers=sent_headers, **kwargs)
 
@@ -320,6 +337,10 @@ class RaidiamClient:
 
     # -- concurrency -------------------------------------------------------------------------------
 
+    def call_stats(self) -> tuple[int, int]:
+        """(API calls made, HTTP attempts including retries) so far; thread-safe."""
+        return self._calls.value, self._attempts.value
+
     def fan_out(self, func: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Call ``func`` on every item with at most ``max_workers`` threads; results in input order.
 
@@ -351,8 +372,15 @@ class RaidiamClient:
                     break
                 if pending:
                     finished = len(futures) - len(pending)
-                    rate = finished / (time.monotonic() - started)
-                    self.log.info("Progress: %d/%d calls done (%.0f/s)", finished, len(futures), rate)
+                    calls, attempts = self.call_stats()
+                    self.log.info(
+                        "Progress: %d/%d done (%.0f/s); %d API calls so far, %d retries",
+                        finished,
+                        len(futures),
+                        finished / (time.monotonic() - started),
+                        calls,
+                        attempts - calls,
+                    )
         finally:
             for future in pending:
                 future.cancel()

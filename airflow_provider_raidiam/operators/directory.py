@@ -54,23 +54,32 @@ class _TablesOperator(BaseOperator):
         """Refuse a bad ``output_format`` before anything is read (``deliver`` would find it only after)."""
         check_output_format(self.output_format)
 
-    def deliver(self, frames: dict[str, pd.DataFrame], context: Context, *, single: bool) -> Any:
-        """Write or return ``frames`` and log a summary; ``single`` returns a bare DataFrame via XCom."""
+    def deliver(
+        self, frames: dict[str, pd.DataFrame], context: Context, *, single: bool, started: float, calls: str = ""
+    ) -> Any:
+        """Write or return ``frames`` and log one summary line; ``single`` returns a bare DataFrame via XCom.
+
+        :param started: ``time.monotonic()`` when the task began reading, for the summary's duration.
+        :param calls: a note on the API calls made, for the summary.
+        """
         rows = {table: len(frame) for table, frame in frames.items()}
-        summary = ", ".join(f"{table}={count}" for table, count in rows.items())
+        total = sum(rows.values())
+        detail = ", ".join(f"{table}={count}" for table, count in rows.items())
         if self.output_uri:
             written = write_tables(frames, self.output_uri, check_output_format(self.output_format))
             self._record_outlet_events(context, written)
-            self.log.info("Wrote %d table(s) to %s: %s", len(written), self.output_uri, summary)
-            return {"output_uri": self.output_uri, "format": self.output_format, "tables": written}
-        total = sum(rows.values())
-        if total > self.max_xcom_rows:
-            raise ConfigurationError(
-                f"{total} rows are too many for XCom (max_xcom_rows={self.max_xcom_rows}): set output_uri "
-                "to write the tables to object storage instead, or raise max_xcom_rows."
-            )
-        self.log.info("Returning %d table(s) through XCom: %s", len(frames), summary)
-        return next(iter(frames.values())) if single else frames
+            result: Any = {"output_uri": self.output_uri, "format": self.output_format, "tables": written}
+            action = f"Wrote {len(written)} table(s) as {self.output_format} to {self.output_uri}"
+        else:
+            if total > self.max_xcom_rows:
+                raise ConfigurationError(
+                    f"{total} rows are too many for XCom (max_xcom_rows={self.max_xcom_rows}): set output_uri "
+                    "to write the tables to object storage instead, or raise max_xcom_rows."
+                )
+            result = next(iter(frames.values())) if single else frames
+            action = f"Returning {len(frames)} table(s) through XCom"
+        self.log.info("%s: %d rows in %.1fs%s (%s)", action, total, time.monotonic() - started, calls, detail)
+        return result
 
     def _record_outlet_events(self, context: Context, written: Mapping[str, Mapping[str, Any]]) -> None:
         events = context.get("outlet_events")
@@ -150,10 +159,11 @@ class RaidiamDirectoryOperator(_TablesOperator):
         started = time.monotonic()
         try:
             frames = self.hook.get_pandas_dfs(tables, **filters)
+            calls, attempts = self.hook.client.call_stats()
         finally:
             self.hook.close()
-        self.log.info("Read %d table(s) in %.1fs", len(frames), time.monotonic() - started)
-        return self.deliver(frames, context, single=isinstance(self.tables, str))
+        note = f", {calls} API calls ({attempts - calls} retries)"
+        return self.deliver(frames, context, single=isinstance(self.tables, str), started=started, calls=note)
 
 
 class RaidiamParticipantsOperator(_TablesOperator):
@@ -186,6 +196,7 @@ class RaidiamParticipantsOperator(_TablesOperator):
     def execute(self, context: Context) -> Any:
         tables = _as_table_list(self.tables)
         self.check_delivery()
+        started = time.monotonic()
         if self.raidiam_conn_id is not None:
             with RaidiamHook(raidiam_conn_id=self.raidiam_conn_id) as hook:
                 url = self.participants_url or hook.settings.participants_url
@@ -203,7 +214,7 @@ class RaidiamParticipantsOperator(_TablesOperator):
                 frames = read_participant_tables(public, self.participants_url, tables)
             finally:
                 public.close()
-        return self.deliver(frames, context, single=isinstance(self.tables, str))
+        return self.deliver(frames, context, single=isinstance(self.tables, str), started=started)
 
 
 class RaidiamApiOperator(_TablesOperator):
@@ -245,6 +256,7 @@ class RaidiamApiOperator(_TablesOperator):
     def execute(self, context: Context) -> Any:
         assert self.raidiam_conn_id is not None
         self.check_delivery()
+        started = time.monotonic()
         with RaidiamHook(raidiam_conn_id=self.raidiam_conn_id) as hook:
             if self.paginate:
                 body: Any = list(hook.paginate(self.endpoint, params=self.query_params))
@@ -252,4 +264,4 @@ class RaidiamApiOperator(_TablesOperator):
                 body = hook.client.get_json(self.endpoint, params=self.query_params)
         records = body if isinstance(body, list) else [body]
         frame = pd.json_normalize(records, record_path=self.record_path, meta=self.meta, sep="_")
-        return self.deliver({self.table_name: frame}, context, single=True)
+        return self.deliver({self.table_name: frame}, context, single=True, started=started)
