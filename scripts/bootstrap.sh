@@ -21,6 +21,8 @@ if [ -x .venv/bin/python ] && [ "$(cat .venv/.stamp 2>/dev/null)" = "$stamp" ]; 
 fi
 echo "Setting up .venv (Airflow, pandas, test tools) ..."
 "$python_bin" -m venv .venv
+# (grep drops this machine's notes about absent local package mirrors; real errors still show)
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-  --constraint requirements/constraints.txt --editable ".[test,docs]"
+  --constraint requirements/constraints.txt --editable ".[test,docs]" \
+  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 echo "$stamp" > .venv/.stamp

@@ -529,7 +529,6 @@ class Sandbox:
             "transport_cert": material(pki.cert(spec.transport)),
             "transport_key": material(key_path),
             "ca_bundle": material(pki.ca_cert),
-            "scope": " ".join(SCOPES),
             "timeout": 30,
         }
         if spec.signing is not None:
