@@ -42,9 +42,21 @@ def _rewrap_pem_block(match: re.Match[str]) -> str:
     return "\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----"])
 
 
+_PASTED_MATERIAL = re.compile(r"[A-Za-z0-9+/=\s]{64,}")
+
+
 def is_pem_text(value: str) -> bool:
     """Whether a connection value holds PEM text rather than a file path."""
     return _PEM_MARKER in value
+
+
+def _looks_like_material(value: str) -> bool:
+    """Whether a value without a PEM header is more likely pasted key or certificate text than a path.
+
+    Such a value must never be echoed in an error message (it may be a private key without its
+    ``-----BEGIN`` line): multi-line text, very long text, or 64+ characters of only base64 alphabet.
+    """
+    return "\n" in value.strip() or len(value) > 1024 or _PASTED_MATERIAL.fullmatch(value.strip()) is not None
 
 
 def read_material(value: str, field_name: str) -> bytes:
@@ -57,18 +69,34 @@ def read_material(value: str, field_name: str) -> bytes:
     path = Path(value).expanduser()
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise CredentialError(
-            f"{field_name}: file {str(path)!r} does not exist on this worker. Give a path that exists where "
+    except OSError as error:
+        raise _unreadable(value, str(path), field_name, error) from None
+
+
+def _unreadable(value: str, path: str, field_name: str, error: OSError) -> CredentialError:
+    """The error for a value that is not PEM text and cannot be read as a file; never echoes key material."""
+    if _looks_like_material(value):
+        return CredentialError(
+            f"{field_name} holds text that is neither PEM (it has no '-----BEGIN ...-----' line) nor a file "
+            "path; it is not shown here because it may be key material. Paste the whole PEM block, BEGIN and "
+            "END lines included, or give the path of a PEM file."
+        )
+    if isinstance(error, FileNotFoundError):
+        return CredentialError(
+            f"{field_name}: file {path!r} does not exist on this worker. Give a path that exists where "
             "the task runs, or put the PEM text itself in the connection field."
-        ) from None
-    except IsADirectoryError:
-        raise CredentialError(f"{field_name}: {str(path)!r} is a directory, not a PEM file.") from None
-    except PermissionError:
-        raise CredentialError(
-            f"{field_name}: file {str(path)!r} is not readable by this process (permission denied). "
+        )
+    if isinstance(error, IsADirectoryError):
+        return CredentialError(f"{field_name}: {path!r} is a directory, not a PEM file.")
+    if isinstance(error, PermissionError):
+        return CredentialError(
+            f"{field_name}: file {path!r} is not readable by this process (permission denied). "
             "Make it readable by the Airflow worker's user."
-        ) from None
+        )
+    return CredentialError(  # e.g. ENAMETOOLONG
+        f"{field_name}: the value cannot be read as a file path ({error.strerror or type(error).__name__}). "
+        "Give the path of a PEM file, or the PEM text itself (BEGIN and END lines included)."
+    )
 
 
 def certificate_thumbprint(certificate: x509.Certificate) -> str:

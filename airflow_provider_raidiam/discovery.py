@@ -107,7 +107,10 @@ def _fetch(
 def validate(document: Any, *, expected_issuer: str, source: str) -> ProviderMetadata:
     """Check a discovery document: issuer match, https endpoints, a token endpoint."""
     if not isinstance(document, dict):
-        raise DiscoveryError(f"{source} is not a JSON object, so it is not a discovery document.")
+        raise DiscoveryError(
+            f"{source} is not a JSON object, so it is not a discovery document. Check the Issuer URL (or "
+            "discovery_url): it must be the authorisation server's, e.g. https://auth.sandbox.raidiam.io."
+        )
     issuer = document.get("issuer")
     if not isinstance(issuer, str) or issuer.rstrip("/") != expected_issuer.rstrip("/"):
         raise DiscoveryError(
@@ -117,17 +120,26 @@ def validate(document: Any, *, expected_issuer: str, source: str) -> ProviderMet
         )
     token_endpoint = document.get("token_endpoint")
     if not isinstance(token_endpoint, str):
-        raise DiscoveryError(f"{source} has no token_endpoint, so no token can be requested from {issuer}.")
+        raise DiscoveryError(
+            f"{source} has no token_endpoint, so no token can be requested from {issuer}. Check that the Issuer "
+            "URL is the Directory's authorisation server (e.g. https://auth.sandbox.raidiam.io), not another service."
+        )
     for name, value in document.items():
         if (name.endswith("_endpoint") or name == "jwks_uri") and isinstance(value, str):
             _require_https(value, name, source)
     aliases = document.get("mtls_endpoint_aliases")
     if aliases is not None:
         if not isinstance(aliases, dict):
-            raise DiscoveryError(f"{source}: mtls_endpoint_aliases is not a JSON object.")
+            raise DiscoveryError(
+                f"{source}: mtls_endpoint_aliases is not a JSON object. The discovery document is malformed: "
+                "check the Issuer URL, or report it to the server's operator."
+            )
         for name, value in aliases.items():
             if not isinstance(value, str):
-                raise DiscoveryError(f"{source}: mtls_endpoint_aliases.{name} is not a URL string.")
+                raise DiscoveryError(
+                    f"{source}: mtls_endpoint_aliases.{name} is not a URL string. The discovery document is "
+                    "malformed: check the Issuer URL, or report it to the server's operator."
+                )
             _require_https(value, f"mtls_endpoint_aliases.{name}", source)
     methods = document.get("token_endpoint_auth_methods_supported")
     return ProviderMetadata(
@@ -142,4 +154,7 @@ def validate(document: Any, *, expected_issuer: str, source: str) -> ProviderMet
 def _require_https(url: str, name: str, source: str) -> None:
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
-        raise DiscoveryError(f"{source}: {name} is {url!r}, not an https:// URL. Refusing to send credentials over it.")
+        raise DiscoveryError(
+            f"{source}: {name} is {url!r}, not an https:// URL. Refusing to send credentials over it: check the "
+            "Issuer URL (Raidiam publishes only https:// endpoints), or report it to the server's operator."
+        )

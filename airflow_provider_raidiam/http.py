@@ -112,8 +112,8 @@ class RetryPolicy:
         last transport error when no response was ever received.
         """
         should_retry_status = retry_status or (lambda response: response.status_code in RETRY_STATUSES)
-        backoff = tenacity.wait_exponential_jitter(
-            multiplier=self.initial_wait, jitter=self.initial_wait, max=self.max_wait
+        backoff = tenacity.wait_exponential(multiplier=self.initial_wait, max=self.max_wait) + tenacity.wait_random(
+            0, self.initial_wait
         )
 
         def wait(state: tenacity.RetryCallState) -> float:

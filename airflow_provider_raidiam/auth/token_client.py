@@ -80,7 +80,8 @@ class TokenClient:
     """Obtains ``client_credentials`` access tokens for one client at one token endpoint.
 
     :param session: the mTLS session (or a server-only one when no transport certificate is used).
-    :param on_new_token: called with every new token value, e.g. to register it with a secret masker.
+    :param on_new_token: called with every new token value and every client assertion before it is sent,
+        e.g. to register them with a secret masker.
     """
 
     def __init__(
@@ -135,6 +136,8 @@ class TokenClient:
         def send() -> requests.Response:
             form = {"grant_type": "client_credentials", "scope": self._scope}
             form.update(self._client_auth.form_fields(issuer=self._issuer, token_endpoint=self.token_endpoint))
+            if "client_assertion" in form:
+                self._on_new_token(form["client_assertion"])
             return self._session.post(
                 self.token_endpoint, data=form, headers={"Accept": "application/json"}, timeout=self._timeout
             )

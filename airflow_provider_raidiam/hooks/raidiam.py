@@ -41,9 +41,15 @@ class RaidiamHook(BaseHook):
     def settings(self) -> RaidiamSettings:
         """The connection's validated settings; key material in it is registered with the secret masker."""
         settings = RaidiamSettings.from_connection(self.get_connection(self.raidiam_conn_id))
-        for secret in (settings.key_passphrase, settings.transport_key, settings.signing_key):
-            if secret and (secret is settings.key_passphrase or is_pem_text(secret)):
-                mask_secret(secret)
+        if settings.key_passphrase:
+            mask_secret(settings.key_passphrase)
+        for key in (settings.transport_key, settings.signing_key):
+            if key and is_pem_text(key):
+                mask_secret(key)
+                # The masker matches whole strings: also hide each base64 line, should one be logged alone.
+                for line in key.replace("\\n", "\n").splitlines():
+                    if line.strip() and not line.startswith("-----"):
+                        mask_secret(line.strip())
         return settings
 
     @cached_property

@@ -6,6 +6,8 @@ Airflow object storage (``file://``, ``s3://``, ``gs://``, ...) and returns the 
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import time
 from collections.abc import Mapping, Sequence
 from functools import cached_property
@@ -15,12 +17,18 @@ import pandas as pd
 from airflow.sdk import Asset, BaseOperator, Context
 
 from airflow_provider_raidiam.client import PublicClient
-from airflow_provider_raidiam.directory.catalogue import PARTICIPANT_TABLES, read_participant_tables
+from airflow_provider_raidiam.directory.catalogue import PARTICIPANT_TABLES, read_participant_tables, read_tables
 from airflow_provider_raidiam.exceptions import ConfigurationError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from airflow_provider_raidiam.operators.output import check_output_format, write_tables
 
 DEFAULT_MAX_XCOM_ROWS = 100_000
+FILTERS = frozenset(
+    name
+    for name, parameter in inspect.signature(read_tables).parameters.items()
+    if parameter.kind is parameter.KEYWORD_ONLY
+)
+"""The filter names ``read_tables`` accepts (``RaidiamDirectoryOperator(filters=...)``)."""
 
 
 def table_asset(raidiam_conn_id: str, table: str) -> Asset:
@@ -152,6 +160,18 @@ class RaidiamDirectoryOperator(_TablesOperator):
             raise ConfigurationError("RaidiamDirectoryOperator needs at least one table name in 'tables'.")
         self.check_delivery()
         filters = dict(self.filters or {})
+        unknown = sorted(set(filters) - FILTERS)
+        if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), FILTERS, n=1)
+            raise ConfigurationError(
+                f"Unknown filter(s) {unknown} in 'filters'{f' (did you mean {close[0]!r}?)' if close else ''}: "
+                f"use {sorted(FILTERS)}."
+            )
+        if isinstance(self.organisation_ids, str):
+            raise ConfigurationError(
+                "organisation_ids must be a list of IDs, not a single string (a template renders to text: pass a "
+                "list, or set render_template_as_native_obj=True on the DAG)."
+            )
         if self.organisation_ids is not None:
             filters["organisation_ids"] = list(self.organisation_ids)
         if self.status is not None:
