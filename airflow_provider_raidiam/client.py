@@ -7,89 +7,35 @@ from __future__ import annotations
 
 import logging
 import ssl
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Any, Generic, Protocol, TypeVar, overload
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 
 from airflow_provider_raidiam.auth.client_auth import client_auth_for
 from airflow_provider_raidiam.auth.token_client import TokenClient
+from airflow_provider_raidiam.concurrency import Counter, FanOut, Logger, once
 from airflow_provider_raidiam.connection import DEFAULT_TIMEOUT, RaidiamSettings
 from airflow_provider_raidiam.credentials import TlsMaterial, build_tls_material
+from airflow_provider_raidiam.directory.paging import read_all_pages
 from airflow_provider_raidiam.discovery import ProviderMetadata, get_provider_metadata
-from airflow_provider_raidiam.exceptions import (
-    ApiError,
-    ConfigurationError,
-    DiscoveryError,
-    PaginationError,
-    ResponseFormatError,
+from airflow_provider_raidiam.exceptions import ConfigurationError, DiscoveryError
+from airflow_provider_raidiam.http import (
+    INTERACTION_HEADER,
+    RetryPolicy,
+    api_error,
+    new_session,
+    parse_json,
+    transport_error,
 )
-from airflow_provider_raidiam.http import RetryPolicy, new_session
 
 T = TypeVar("T")
 R = TypeVar("R")
-V = TypeVar("V")
 
-INTERACTION_HEADER = "x-fapi-interaction-id"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-MAX_PAGING_RESTARTS = 2
-PROGRESS_INTERVAL = 10.0
-
-
-class once(Generic[V]):
-    """``functools.cached_property`` that builds the value once even when threads race for it.
-
-    (Python 3.12 removed cached_property's lock; fan-out workers may touch a client's lazy parts first.)
-    """
-
-    def __init__(self, func: Callable[[Any], V]) -> None:
-        self.func = func
-        self.name = func.__name__
-        self.__doc__ = func.__doc__
-        self.lock = threading.RLock()
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, instance: None, owner: type | None = None) -> once[V]: ...
-    @overload
-    def __get__(self, instance: object, owner: type | None = None) -> V: ...
-    def __get__(self, instance: object | None, owner: type | None = None) -> V | once[V]:
-        if instance is None:
-            return self
-        values = instance.__dict__
-        if self.name not in values:
-            with self.lock:
-                if self.name not in values:
-                    values[self.name] = self.func(instance)
-        value: V = values[self.name]
-        return value
-
-
-class _Counter:
-    """A thread-safe counter."""
-
-    def __init__(self) -> None:
-        self.value = 0
-        self._lock = threading.Lock()
-
-    def add(self) -> None:
-        with self._lock:
-            self.value += 1
-
-
-class Logger(Protocol):
-    """What the client needs of a logger (``logging.Logger`` and Airflow's task logger both fit)."""
-
-    def debug(self, msg: Any, /, *args: Any, **kwargs: Any) -> Any: ...
-    def info(self, msg: Any, /, *args: Any, **kwargs: Any) -> Any: ...
-    def warning(self, msg: Any, /, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class RaidiamClient:
@@ -115,11 +61,9 @@ class RaidiamClient:
         self._on_secret = on_secret or (lambda _secret: None)
         self.retry = retry or RetryPolicy()
         self.log: Logger = logger or logging.getLogger(__name__)
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_lock = threading.Lock()
-        self._worker = threading.local()
-        self._calls = _Counter()
-        self._attempts = _Counter()
+        self._calls = Counter()
+        self._attempts = Counter()
+        self._fan_out = FanOut(settings.max_workers, self.log, self._describe_calls)
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -301,39 +245,7 @@ class RaidiamClient:
     ) -> list[dict[str, Any]]:
         """Every record of a paged endpoint as a list; see :meth:`paginate`."""
         size = page_size or self.settings.page_size
-        for _attempt in range(MAX_PAGING_RESTARTS + 1):
-            records = self._read_pages_once(endpoint, dict(params or {}), size)
-            if records is not None:
-                return records
-            self.log.warning("totalSize of %s changed during the read; reading it again from page 0", endpoint)
-        raise PaginationError(
-            f"{endpoint}: totalSize kept changing while the pages were read ({MAX_PAGING_RESTARTS + 1} "
-            "attempts). The Directory data is being modified; run the task again later.",
-            url=self.url_for(endpoint),
-        )
-
-    def _read_pages_once(self, endpoint: str, params: dict[str, Any], size: int) -> list[dict[str, Any]] | None:
-        first = self.get_json(endpoint, {**params, "page": 0, "size": size})
-        if isinstance(first, list):
-            return _records(first, endpoint, page=0)
-        content, total_pages, total_size = _envelope(first, endpoint, page=0)
-        pages = self.fan_out(
-            lambda page: (page, self.get_json(endpoint, {**params, "page": page, "size": size})),
-            range(1, total_pages),
-        )
-        records = list(content)
-        for page, body in pages:
-            page_content, _pages, page_total = _envelope(body, endpoint, page=page)
-            if page_total != total_size:
-                return None
-            records.extend(page_content)
-        if len(records) != total_size:
-            raise PaginationError(
-                f"{endpoint}: read {len(records)} records in {total_pages} pages of {size}, but the server "
-                f"reported totalSize {total_size}. The server's paging is inconsistent; nothing was kept.",
-                url=self.url_for(endpoint),
-            )
-        return records
+        return read_all_pages(self, endpoint, params, size, log=self.log, url=self.url_for(endpoint))
 
     # -- concurrency -------------------------------------------------------------------------------
 
@@ -341,65 +253,21 @@ class RaidiamClient:
         """(API calls made, HTTP attempts including retries) so far; thread-safe."""
         return self._calls.value, self._attempts.value
 
+    def _describe_calls(self) -> str:
+        calls, attempts = self.call_stats()
+        return f"; {calls} API calls so far, {attempts - calls} retries"
+
     def fan_out(self, func: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Call ``func`` on every item with at most ``max_workers`` threads; results in input order.
 
-        All calls share this client's token and connection pool. Called from inside a fan-out worker it
-        runs sequentially (no nested pools, no deadlock). An error cancels what has not started and, once
-        the running calls end, the first error in input order is raised.
+        All calls share this client's token and connection pool; see :class:`FanOut` for errors,
+        nesting and progress logs.
         """
-        items = list(items)
-        if not items:
-            return []
-        if len(items) == 1 or getattr(self._worker, "active", False):
-            return [func(item) for item in items]
-        executor = self._get_executor()
-
-        def run(item: T) -> R:
-            self._worker.active = True
-            try:
-                return func(item)
-            finally:
-                self._worker.active = False
-
-        futures: list[Future[R]] = [executor.submit(run, item) for item in items]
-        pending = set(futures)
-        started = time.monotonic()
-        try:
-            while pending:
-                done, pending = wait(pending, timeout=PROGRESS_INTERVAL, return_when=FIRST_EXCEPTION)
-                if any(future.exception() is not None for future in done):
-                    break
-                if pending:
-                    finished = len(futures) - len(pending)
-                    calls, attempts = self.call_stats()
-                    self.log.info(
-                        "Progress: %d/%d done (%.0f/s); %d API calls so far, %d retries",
-                        finished,
-                        len(futures),
-                        finished / (time.monotonic() - started),
-                        calls,
-                        attempts - calls,
-                    )
-        finally:
-            for future in pending:
-                future.cancel()
-        # After a failure, the calls already running finish; the first failure in input order is raised.
-        wait(futures)
-        return [future.result() for future in futures]
-
-    def _get_executor(self) -> ThreadPoolExecutor:
-        with self._executor_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=self.settings.max_workers, thread_name_prefix="raidiam")
-            return self._executor
+        return self._fan_out.map(func, items)
 
     def close(self) -> None:
         """Release pooled connections and worker threads."""
-        with self._executor_lock:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True, cancel_futures=True)
-                self._executor = None
+        self._fan_out.close()
         mtls_session = self.__dict__.pop("mtls_session", None)
         if mtls_session is not None:
             mtls_session.close()
@@ -460,90 +328,3 @@ class PublicClient:
     def close(self) -> None:
         """Release pooled connections."""
         self.session.close()
-
-
-def transport_error(method: str, url: str, error: requests.RequestException, interaction_id: str) -> ApiError:
-    """An :class:`ApiError` for a call that got no usable response, even after retries."""
-    return ApiError(
-        f"{method} {url} failed: {type(error).__name__}: {str(error)[:300]}. Check network access to the "
-        f"server. ({INTERACTION_HEADER}={interaction_id})",
-        interaction_id=interaction_id,
-        url=url,
-    )
-
-
-def parse_json(response: requests.Response) -> Any:
-    """The JSON body of a Directory response, or :class:`ResponseFormatError` saying what came instead."""
-    try:
-        return response.json()
-    except ValueError:
-        kind = response.headers.get("Content-Type", "no content type")
-        raise ResponseFormatError(
-            f"{response.request.method} {response.url} returned a body that is not valid JSON ({kind}, "
-            f"{len(response.content)} bytes): the response was truncated or is not from the Directory API.",
-            status=response.status_code,
-            interaction_id=response.headers.get(INTERACTION_HEADER),
-            url=response.url,
-        ) from None
-
-
-def api_error(response: requests.Response, interaction_id: str) -> ApiError:
-    """An :class:`ApiError` for an error response, with Raidiam's ``errors`` list when present."""
-    errors: list[str] = []
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("errors"), list):
-        errors = [str(item) for item in body["errors"]]
-    detail = "; ".join(errors) or response.reason or "no error body"
-    authenticate = response.headers.get("WWW-Authenticate", "")
-    hint = ""
-    if response.status_code == 401:
-        hint = (
-            " The token was refused even after renewal: check that the API is called with the same "
-            "transport certificate as the token request, and the server's WWW-Authenticate: "
-            f"{authenticate or '(none)'}."
-        )
-    elif response.status_code == 403:
-        hint = " The client's scope or roles do not allow this call (request scope directory:software)."
-    elif response.status_code == 404:
-        hint = " Check the endpoint path and the ids in it."
-    elif response.status_code in (429, 500, 502, 503, 504):
-        hint = " The server kept failing after the retries; run the task again later."
-    server_id = response.headers.get(INTERACTION_HEADER, interaction_id)
-    return ApiError(
-        f"{response.request.method} {response.url} -> HTTP {response.status_code}: {detail}.{hint} "
-        f"({INTERACTION_HEADER}={server_id})",
-        status=response.status_code,
-        errors=errors,
-        interaction_id=server_id,
-        url=response.url,
-    )
-
-
-def _records(body: list[Any], endpoint: str, *, page: int) -> list[dict[str, Any]]:
-    if not all(isinstance(item, dict) for item in body):
-        raise ResponseFormatError(f"{endpoint} page {page}: expected a JSON array of objects.")
-    return body
-
-
-def _envelope(body: Any, endpoint: str, *, page: int) -> tuple[list[dict[str, Any]], int, int]:
-    """Validate a Raidiam page envelope and return (content, totalPages, totalSize)."""
-    if not isinstance(body, dict):
-        raise ResponseFormatError(
-            f"{endpoint} page {page}: expected a page envelope object or an array, got {type(body).__name__}."
-        )
-    content, total_pages, total_size = body.get("content"), body.get("totalPages"), body.get("totalSize")
-    if (
-        not isinstance(content, list)
-        or not isinstance(total_pages, int)
-        or not isinstance(total_size, int)
-        or total_pages < 0
-        or total_size < 0
-    ):
-        raise ResponseFormatError(
-            f"{endpoint} page {page}: malformed page envelope; expected 'content' (array), 'totalPages' and "
-            f"'totalSize' (non-negative integers), got keys {sorted(body)[:10]}."
-        )
-    return _records(content, endpoint, page=page), total_pages, total_size

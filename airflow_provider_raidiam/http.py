@@ -19,10 +19,11 @@ import requests
 import tenacity
 from requests.adapters import HTTPAdapter
 
-from airflow_provider_raidiam.exceptions import ConfigurationError
+from airflow_provider_raidiam.exceptions import ApiError, ConfigurationError, ResponseFormatError
 
 log = logging.getLogger(__name__)
 
+INTERACTION_HEADER = "x-fapi-interaction-id"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
@@ -165,3 +166,63 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def transport_error(method: str, url: str, error: requests.RequestException, interaction_id: str) -> ApiError:
+    """An :class:`ApiError` for a call that got no usable response, even after retries."""
+    return ApiError(
+        f"{method} {url} failed: {type(error).__name__}: {str(error)[:300]}. Check network access to the "
+        f"server. ({INTERACTION_HEADER}={interaction_id})",
+        interaction_id=interaction_id,
+        url=url,
+    )
+
+
+def parse_json(response: requests.Response) -> Any:
+    """The JSON body of a Directory response, or :class:`ResponseFormatError` saying what came instead."""
+    try:
+        return response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "no content type")
+        raise ResponseFormatError(
+            f"{response.request.method} {response.url} returned a body that is not valid JSON ({kind}, "
+            f"{len(response.content)} bytes): the response was truncated or is not from the Directory API.",
+            status=response.status_code,
+            interaction_id=response.headers.get(INTERACTION_HEADER),
+            url=response.url,
+        ) from None
+
+
+def api_error(response: requests.Response, interaction_id: str) -> ApiError:
+    """An :class:`ApiError` for an error response, with Raidiam's ``errors`` list when present."""
+    errors: list[str] = []
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        errors = [str(item) for item in body["errors"]]
+    detail = "; ".join(errors) or response.reason or "no error body"
+    authenticate = response.headers.get("WWW-Authenticate", "")
+    hint = ""
+    if response.status_code == 401:
+        hint = (
+            " The token was refused even after renewal: check that the API is called with the same "
+            "transport certificate as the token request, and the server's WWW-Authenticate: "
+            f"{authenticate or '(none)'}."
+        )
+    elif response.status_code == 403:
+        hint = " The client's scope or roles do not allow this call (request scope directory:software)."
+    elif response.status_code == 404:
+        hint = " Check the endpoint path and the ids in it."
+    elif response.status_code in (429, 500, 502, 503, 504):
+        hint = " The server kept failing after the retries; run the task again later."
+    server_id = response.headers.get(INTERACTION_HEADER, interaction_id)
+    return ApiError(
+        f"{response.request.method} {response.url} -> HTTP {response.status_code}: {detail}.{hint} "
+        f"({INTERACTION_HEADER}={server_id})",
+        status=response.status_code,
+        errors=errors,
+        interaction_id=server_id,
+        url=response.url,
+    )
