@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SCOPE = "directory:software"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_PAGE_SIZE = 1000
-DEFAULT_MAX_WORKERS = 8
+DEFAULT_MAX_WORKERS = 16
 SIGNING_ALGORITHMS = ("PS256", "RS256", "ES256")
 WELL_KNOWN_SUFFIX = "/.well-known/openid-configuration"
 

@@ -104,7 +104,7 @@ CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
     "max_workers": _field(
         "Concurrent requests",
         "Parallel Directory calls in fan-out reads (one token and one connection pool are shared).",
-        {"type": ["integer", "null"], "default": 8},
+        {"type": ["integer", "null"], "default": 16},
     ),
 }
 

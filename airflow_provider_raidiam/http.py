@@ -113,6 +113,29 @@ class RetryPolicy:
         last transport error when no response was ever received.
         """
         should_retry_status = retry_status or (lambda response: response.status_code in RETRY_STATUSES)
+        # Fast path: most calls succeed at once, so the first attempt runs without tenacity (building its
+        # state machine costs about as much CPU as the rest of the client's per-request work).
+        first: list[requests.Response | BaseException] = []
+        try:
+            answer = send()
+        except Exception as error:
+            if self.attempts <= 1 or not is_transient_error(error):
+                raise
+            first.append(error)
+        else:
+            if self.attempts <= 1 or not should_retry_status(answer):
+                return answer
+            first.append(answer)
+
+        def replay_first_then_send() -> requests.Response:
+            """The first outcome again (tenacity's attempt 1), then real attempts."""
+            if first:
+                outcome = first.pop()
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                return outcome
+            return send()
+
         backoff = tenacity.wait_exponential(multiplier=self.initial_wait, max=self.max_wait) + tenacity.wait_random(
             0, self.initial_wait
         )
@@ -149,7 +172,7 @@ class RetryPolicy:
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             reraise=True,
         )
-        response: requests.Response = retrying(send)
+        response: requests.Response = retrying(replay_first_then_send)
         return response
 
 

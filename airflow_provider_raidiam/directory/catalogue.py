@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, cast
@@ -129,9 +130,18 @@ def read_tables(
     roots: dict[str, set[str]] = {}
     for name in names:
         roots.setdefault(source_of(name), set()).add(name)
+    # Sources are fetched one after another on this thread (each fans out on the reader's workers) while
+    # one more thread builds the tables of the sources already fetched: the network never waits for pandas.
     out: dict[str, pd.DataFrame] = {}
-    for root, wanted in roots.items():
-        out.update(session.tables(root, wanted))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="raidiam-tables") as builder:
+        built: list[Future[dict[str, pd.DataFrame]]] = []
+        for root, wanted in roots.items():
+            if any(f.done() and f.exception() is not None for f in built):
+                break  # a table could not be built: stop fetching, raise its error below
+            session.prefetch(root)
+            built.append(builder.submit(session.tables, root, wanted))
+        for future in built:
+            out.update(future.result())
     return {name: out[name] for name in names}
 
 
@@ -189,13 +199,21 @@ class _Session:
 
     # ---- tables ----------------------------------------------------------------------------------
 
+    def prefetch(self, root: str) -> None:
+        """Fetch the root records of ``root`` now, unless the filters make its tables empty."""
+        if not (self.organisation_ids == [] and SOURCES[root].per_organisation):
+            self.batch(root)
+
     def tables(self, root: str, wanted: set[str]) -> dict[str, pd.DataFrame]:
         """The wanted tables of ``root``'s tree, from one fetch and one flatten."""
         source = SOURCES[root]
         if self.organisation_ids == [] and source.per_organisation:
             return {t: empty_frame(t) for t in wanted}
         records, inherited = self.batch(root)
-        return flatten(records, root, inherited=inherited, tables=wanted, source=source.endpoints[-1])
+        frames = flatten(records, root, inherited=inherited, tables=wanted, source=source.endpoints[-1])
+        if root not in _SHARED_BATCHES:  # no other source reads these records: free their JSON now
+            self._batches.pop(root, None)
+        return frames
 
     def batch(self, root: str) -> Batch:
         """The root records of a source, fetched once per session."""
@@ -305,6 +323,8 @@ class _Session:
 
 
 _FAN_OUT_KEYS = ("organisation_id", "software_statement_id")
+_SHARED_BATCHES = frozenset({"organisations", "software_statements"})
+"""Sources whose records other sources read (the organisation list; the software statements' IDs)."""
 _ORGS = "GET /organisations (paged; only when the organisations are not given by organisation_ids)"
 
 

@@ -46,7 +46,7 @@ def test_defaults_of_a_minimal_tls_client_auth_connection() -> None:
     assert result.scope == DEFAULT_SCOPE == "directory:software"
     assert result.timeout == DEFAULT_TIMEOUT == 30.0
     assert result.page_size == DEFAULT_PAGE_SIZE == 1000
-    assert result.max_workers == DEFAULT_MAX_WORKERS == 8
+    assert result.max_workers == DEFAULT_MAX_WORKERS == 16
     assert result.signing_alg == "PS256"
     assert result.assertion_audience == "issuer"
     assert result.api_base_url is None

@@ -1,0 +1,145 @@
+"""What a full Directory snapshot costs the servers (issue #5's cost model), counted by the servers; not timed.
+
+A full read of the ``raidiam_directory_snapshot`` DAG's tables through ``RaidiamHook`` must make exactly
+one token request and one discovery fetch, at most ``max_workers + 2`` TLS handshakes over the
+authorisation server's and the Directory emulator's listeners together (connections and the SSL context
+are reused), and exactly the API calls of the fetch plan: the pages of ``/organisations``, three calls
+per organisation and one per software statement, each once.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
+from airflow_provider_raidiam.sandbox import Sandbox
+
+pytestmark = pytest.mark.integration
+
+DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "raidiam_directory_snapshot.py"
+CONN_ID = "raidiam_snapshot_costs"
+PAGE_SIZE = 50  # several pages of /organisations, so the paged read fans out too
+
+ORG = "/organisations/{OrganisationId}"
+
+
+def snapshot_tables() -> list[str]:
+    """``SNAPSHOT_TABLES`` of the snapshot DAG (read from its source: no DAG is built)."""
+    for node in ast.parse(DAG_FILE.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SNAPSHOT_TABLES" for t in node.targets):
+            return [str(name) for name in ast.literal_eval(node.value)]
+    raise AssertionError(f"no SNAPSHOT_TABLES in {DAG_FILE}")
+
+
+class ServerCounters:
+    """The servers' counters, each read over a new TLS connection (closed after the read).
+
+    Reading this way makes the admin traffic's own handshakes exact (one on the authorisation server's
+    issuer listener and one on the emulator's public listener per read), so :meth:`since` can remove
+    them whatever keep-alive connections did meanwhile.
+    """
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    def _get(self, url: str) -> dict[str, Any]:
+        with requests.Session() as session:
+            session.trust_env = False
+            response = session.get(
+                url, verify=str(self.sandbox.pki.ca_cert), headers={"Connection": "close"}, timeout=30
+            )
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        return {
+            "as": self._get(self.sandbox.issuer + "/__sandbox/stats"),
+            "api": self._get(self.sandbox.public_base_url + "/__sandbox/stats"),
+        }
+
+    @staticmethod
+    def since(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        a0, a1, p0, p1 = before["as"], after["as"], before["api"], after["api"]
+        handshakes = {
+            "as_issuer": a1["tls_handshakes"]["issuer"] - a0["tls_handshakes"]["issuer"] - 1,
+            "as_mtls": a1["tls_handshakes"]["mtls"] - a0["tls_handshakes"]["mtls"],
+            "api_mtls": p1["tls_handshakes"]["mtls"] - p0["tls_handshakes"]["mtls"],
+            "api_public": p1["tls_handshakes"]["public"] - p0["tls_handshakes"]["public"] - 1,
+        }
+        routes = Counter(p1["requests_by_route"])
+        routes.subtract(p0["requests_by_route"])
+        statuses = Counter(p1["requests_by_status"])
+        statuses.subtract(p0["requests_by_status"])
+        return {
+            "token_requests": a1["token_requests"] - a0["token_requests"],
+            "discovery_requests": a1["discovery_requests"] - a0["discovery_requests"],
+            "tls_handshakes": handshakes,
+            "api_requests": p1["requests"] - p0["requests"],
+            "requests_by_route": {route: n for route, n in routes.items() if n},
+            "requests_by_status": {status: n for status, n in statuses.items() if n},
+            "tokens_seen": p1["tokens_seen"] - p0["tokens_seen"],
+            "rejected_tokens": p1["rejected_tokens"] - p0["rejected_tokens"],
+        }
+
+
+@pytest.fixture
+def counters(sandbox: Sandbox) -> Iterator[ServerCounters]:
+    sandbox.reset_stats()
+    yield ServerCounters(sandbox)
+    sandbox.reset_stats()
+
+
+def expected_calls(truth: dict[str, Any]) -> dict[str, int]:
+    """The fetch plan of a full snapshot, per route, from the emulator's ground truth."""
+    organisations = truth["organisations"]["count"]
+    return {
+        "/organisations": max(1, math.ceil(organisations / PAGE_SIZE)),
+        ORG + "/authorisationservers": organisations,
+        ORG + "/softwarestatements": organisations,
+        ORG + "/certificates": organisations,
+        ORG + "/softwarestatements/{SoftwareStatementId}/certificates": truth["software_statements"]["count"],
+    }
+
+
+@pytest.mark.parametrize("max_workers", [1, 4])
+def test_full_snapshot_costs_one_token_one_discovery_and_a_bounded_number_of_handshakes(
+    sandbox: Sandbox, counters: ServerCounters, monkeypatch: pytest.MonkeyPatch, max_workers: int
+) -> None:
+    tables = snapshot_tables()
+    truth = sandbox.ground_truth()
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        sandbox.connection_uri_env("tls", max_workers=max_workers, page_size=PAGE_SIZE),
+    )
+    before = counters.read()
+    with RaidiamHook(raidiam_conn_id=CONN_ID) as hook:
+        frames = hook.get_pandas_dfs(tables)
+    cost = counters.since(before, counters.read())
+
+    assert list(frames) == tables
+    assert len(frames["organisations"]) == truth["organisations"]["count"]
+    assert len(frames["software_statement_certificates"]) == truth["software_statement_certificates"]["count"]
+
+    assert cost["discovery_requests"] == 1
+    assert cost["token_requests"] == 1
+    assert cost["tokens_seen"] == 1, "every API call must reuse the one token"
+    handshakes = cost["tls_handshakes"]
+    assert handshakes["as_issuer"] == 1, "discovery: one connection to the issuer"
+    assert handshakes["as_mtls"] == 1, "the token request: one connection to the mTLS alias"
+    assert 1 <= handshakes["api_mtls"] <= max_workers, handshakes
+    assert sum(handshakes.values()) <= max_workers + 2, handshakes
+
+    plan = expected_calls(truth)
+    assert cost["requests_by_route"] == plan, "each planned call exactly once, nothing else"
+    assert cost["api_requests"] == sum(plan.values())
+    assert cost["requests_by_status"] == {"200": sum(plan.values())}
+    assert cost["rejected_tokens"] == 0
