@@ -18,7 +18,6 @@ new organisation up. Either way no table mixes the two states.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import threading
 import time
@@ -31,6 +30,7 @@ import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.log import mask_secret
+from ground_truth import SNAPSHOT_TRUTH, snapshot_tables
 
 from airflow_provider_raidiam.auth.token_client import TOKEN_CACHE
 from airflow_provider_raidiam.client import RaidiamClient
@@ -54,34 +54,6 @@ SEEDS = list(range(1, 9))
 RETRY_AFTER_MODES = ("seconds", "http-date", "none")
 PAGE_SIZE = 40
 """300 organisations in 8 pages, so a change can land between the pages of one read."""
-
-# snapshot table -> (ground-truth key, id column)
-TRUTH: dict[str, tuple[str, str]] = {
-    "organisations": ("organisations", "organisation_id"),
-    "authorisation_servers": ("authorisation_servers", "authorisation_server_id"),
-    "api_resources": ("api_resources", "api_resource_id"),
-    "api_discovery_endpoints": ("api_discovery_endpoints", "api_discovery_id"),
-    "authorisation_server_certifications": ("authorisation_server_certifications", "certification_id"),
-    "software_statements": ("software_statements", "software_statement_id"),
-    "software_statement_certifications": ("software_statement_certifications", "certification_id"),
-    "software_statement_certificates": ("software_statement_certificates", "kid"),
-    "organisation_certificates": ("organisation_certificates", "kid"),
-}
-
-
-def snapshot_tables() -> list[str]:
-    """``SNAPSHOT_TABLES`` of the example snapshot DAG (the tables this test must get right)."""
-    spec = importlib.util.spec_from_file_location(
-        "raidiam_directory_snapshot", ROOT / "dags" / "raidiam_directory_snapshot.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    tables: list[str] = module.SNAPSHOT_TABLES
-    assert set(tables) == set(TRUTH), "the snapshot DAG's tables changed: update TRUTH"
-    return tables
-
 
 SNAPSHOT_TABLES = snapshot_tables()
 
@@ -196,7 +168,7 @@ def api_faults(stats: dict[str, Any]) -> dict[str, int]:
 def assert_tables_match(frames: Mapping[str, pd.DataFrame], truth: dict[str, Any]) -> int:
     """Every snapshot table has exactly the server's ids (no row lost, none duplicated); returns the rows."""
     rows = 0
-    for table, (key, id_column) in TRUTH.items():
+    for table, (key, id_column) in SNAPSHOT_TRUTH.items():
         frame = frames[table]
         expected = truth[key]
         assert len(frame) == expected["count"], f"{table}: {len(frame)} rows, the server has {expected['count']}"
@@ -267,7 +239,7 @@ def test_snapshot_under_every_fault_at_once_equals_ground_truth(
     expected = truth_after if mid_paging else truth_before
     rows = assert_tables_match(frames, expected)
     raw = reader.raw_ids()
-    for table, (key, _id_column) in TRUTH.items():
+    for table, (key, _id_column) in SNAPSHOT_TRUTH.items():
         assert sorted(raw[table]) == expected[key]["ids"], f"{table}: raw records lost or duplicated"
     original = set(truth_before["organisations"]["ids"])
     for table, reference in reference_frames.items():

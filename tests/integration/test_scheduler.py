@@ -40,6 +40,7 @@ import pandas as pd
 import psutil
 import pytest
 import requests
+from ground_truth import SNAPSHOT_TRUTH
 
 from airflow_provider_raidiam.sandbox import Sandbox
 
@@ -54,18 +55,6 @@ START_TIMEOUT = 120.0  # until the API server is healthy and the DAG is parsed
 RUN_TIMEOUT = 240.0  # from the trigger to the end of the run
 STOP_TIMEOUT = 30.0  # SIGTERM to exit, per process group, before SIGKILL
 
-# Snapshot table -> (ground-truth key, id column); the same mapping as test_example_dags.TRUTH.
-TRUTH: dict[str, tuple[str, str]] = {
-    "organisations": ("organisations", "organisation_id"),
-    "authorisation_servers": ("authorisation_servers", "authorisation_server_id"),
-    "api_resources": ("api_resources", "api_resource_id"),
-    "api_discovery_endpoints": ("api_discovery_endpoints", "api_discovery_id"),
-    "authorisation_server_certifications": ("authorisation_server_certifications", "certification_id"),
-    "software_statements": ("software_statements", "software_statement_id"),
-    "software_statement_certifications": ("software_statement_certifications", "certification_id"),
-    "software_statement_certificates": ("software_statement_certificates", "kid"),
-    "organisation_certificates": ("organisation_certificates", "kid"),
-}
 JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}")
 
 
@@ -319,9 +308,9 @@ def test_the_run_used_one_token_and_the_directory(snapshot_run: Run) -> None:
 
 def test_the_files_equal_the_ground_truth(airflow: Airflow, snapshot_run: Run, sandbox: Sandbox) -> None:
     folder = airflow.output / "snapshot" / DS
-    assert sorted(path.name for path in folder.iterdir()) == sorted(f"{table}.parquet" for table in TRUTH)
+    assert sorted(path.name for path in folder.iterdir()) == sorted(f"{table}.parquet" for table in SNAPSHOT_TRUTH)
     truth = sandbox.ground_truth()
-    for table, (key, id_column) in TRUTH.items():
+    for table, (key, id_column) in SNAPSHOT_TRUTH.items():
         frame = pd.read_parquet(folder / f"{table}.parquet")
         expected = truth[key]
         assert len(frame) == expected["count"], f"{table}: {len(frame)} rows, server has {expected['count']}"
