@@ -43,7 +43,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -465,66 +464,10 @@ def child_main(spec_path: str) -> int:
 # ---- the parent: sandbox, counters, repetitions, report ------------------------------------------
 
 
-class Counters:
-    """Reads the sandbox servers' counters over a fresh TLS connection per read.
-
-    A fresh connection per read makes the admin traffic's own handshakes exact: each read adds one
-    handshake on the authorisation server's issuer listener and one on the emulator's public listener,
-    which :meth:`delta` subtracts, whatever keep-alive timeouts did meanwhile.
-    """
-
-    def __init__(self, sandbox: Any) -> None:
-        self.sandbox = sandbox
-
-    def _get(self, url: str) -> dict[str, Any]:
-        import requests
-
-        with requests.Session() as session:
-            session.trust_env = False
-            response = session.get(
-                url, verify=str(self.sandbox.pki.ca_cert), headers={"Connection": "close"}, timeout=30
-            )
-            response.raise_for_status()
-            body: dict[str, Any] = response.json()
-            return body
-
-    def read(self) -> dict[str, Any]:
-        return {
-            "as": self._get(self.sandbox.issuer + "/__sandbox/stats"),
-            "api": self._get(self.sandbox.public_base_url + "/__sandbox/stats"),
-        }
-
-    @staticmethod
-    def delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-        """What one run cost the servers (after minus before, the read's own handshakes removed)."""
-        a0, a1, p0, p1 = before["as"], after["as"], before["api"], after["api"]
-        hs = {
-            "as_issuer": a1["tls_handshakes"]["issuer"] - a0["tls_handshakes"]["issuer"] - 1,
-            "as_mtls": a1["tls_handshakes"]["mtls"] - a0["tls_handshakes"]["mtls"],
-            "api_mtls": p1["tls_handshakes"]["mtls"] - p0["tls_handshakes"]["mtls"],
-            "api_public": p1["tls_handshakes"]["public"] - p0["tls_handshakes"]["public"] - 1,
-        }
-        by_route = Counter(p1["requests_by_route"])
-        by_route.subtract(p0["requests_by_route"])
-        by_status = Counter(p1["requests_by_status"])
-        by_status.subtract(p0["requests_by_status"])
-        return {
-            "api_requests": p1["requests"] - p0["requests"],
-            "requests_by_route": {k: v for k, v in sorted(by_route.items()) if v},
-            "requests_by_status": {k: v for k, v in sorted(by_status.items()) if v},
-            "token_requests": a1["token_requests"] - a0["token_requests"],
-            "discovery_requests": a1["discovery_requests"] - a0["discovery_requests"],
-            "tokens_seen_by_api": p1["tokens_seen"] - p0["tokens_seen"],
-            "tls_handshakes": hs,
-            "tls_handshakes_total": sum(hs.values()),
-        }
-
-
 @dataclass
 class Bench:
     args: argparse.Namespace
     sandbox: Any
-    counters: Counters
     spec_base: dict[str, Any]
     urls: list[str]
     plan: Plan
@@ -544,7 +487,7 @@ class Bench:
         spec_path = self.workdir / f"spec-{kind}.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         self.set_latency(latency_ms)
-        before = self.counters.read()
+        before = self.sandbox.read_counters()
         started = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--child", str(spec_path)],
@@ -555,7 +498,7 @@ class Bench:
             check=False,
         )
         process_s = time.perf_counter() - started
-        after = self.counters.read()
+        after = self.sandbox.read_counters()
         if proc.returncode != 0:
             raise SystemExit(
                 f"{variant} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
@@ -563,7 +506,9 @@ class Bench:
         line = next(x for x in reversed(proc.stdout.splitlines()) if x.startswith("RESULT "))
         result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
         result["process_s"] = process_s
-        result["server"] = Counters.delta(before, after)
+        from airflow_provider_raidiam.sandbox.runner import counters_since
+
+        result["server"] = counters_since(before, after)
         server = result["server"]
         print(
             f"  {label:<28} {result['wall_s']:8.2f} s  {server['api_requests']:6d} req  "
@@ -626,7 +571,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "tls_handshakes": first["tls_handshakes"],
         "requests_by_route": first["requests_by_route"],
         "requests_by_status": first["requests_by_status"],
-        "tokens_seen_by_api": first["tokens_seen_by_api"],
+        "tokens_seen_by_api": first["tokens_seen"],
         "ms_per_request": statistics.median(walls) / first["api_requests"] * 1000 if first["api_requests"] else None,
     }
 
@@ -859,7 +804,6 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(
             args,
             sandbox,
-            Counters(sandbox),
             spec_base,
             [url_of(sandbox.api_base_url, path, query) for path, query in plan.calls],
             plan,

@@ -25,7 +25,7 @@ def token_claims(access_token: str) -> dict[str, object] | None:
     return claims if isinstance(claims, dict) else None
 
 
-def token_thumbprint(access_token: str) -> str | None:
+def bound_certificate(access_token: str) -> str | None:
     """Return the ``cnf.x5t#S256`` a JWT access token is bound to, or ``None`` (opaque or unbound token).
 
     The signature is not checked here: the resource server does that. We only read the claim to
@@ -46,7 +46,7 @@ def check_token_binding(access_token: str, certificate_thumbprint: str | None) -
 
     Opaque tokens and JWTs without ``cnf.x5t#S256`` pass: there is nothing to compare.
     """
-    bound_to = token_thumbprint(access_token)
+    bound_to = bound_certificate(access_token)
     if bound_to is None:
         return
     if certificate_thumbprint is None:

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -491,6 +492,27 @@ class Sandbox:
         """What the Directory emulator serves, for comparing against what a client read."""
         return self._admin("GET", self.public_base_url + "/__sandbox/ground-truth")
 
+    def read_counters(self) -> dict[str, Any]:
+        """Both servers' counters, each read over a new TLS connection that is closed afterwards.
+
+        Unlike :meth:`as_stats`/:meth:`api_stats` (one keep-alive session), every read costs exactly one
+        handshake on the issuer listener and one on the emulator's public listener, which
+        :func:`counters_since` removes: handshake counts between two reads are then exact.
+        """
+
+        def fresh_get(url: str) -> dict[str, Any]:
+            with requests.Session() as session:
+                session.trust_env = False
+                response = session.get(url, verify=str(self.pki.ca_cert), headers={"Connection": "close"}, timeout=30)
+            response.raise_for_status()
+            body: dict[str, Any] = response.json()
+            return body
+
+        return {
+            "as": fresh_get(self.issuer + "/__sandbox/stats"),
+            "api": fresh_get(self.public_base_url + "/__sandbox/stats"),
+        }
+
     # ---- Airflow connections ----------------------------------------------------------------
 
     def connection(
@@ -553,3 +575,29 @@ class Sandbox:
     def connection_uri_env(self, client: str = "tls", **kwargs: Any) -> str:
         """The value for an ``AIRFLOW_CONN_<ID>`` environment variable (Airflow's JSON form)."""
         return json.dumps(self.connection(client, **kwargs))
+
+
+def counters_since(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What happened between two :meth:`Sandbox.read_counters` reads (the reads' own handshakes removed)."""
+    a0, a1, p0, p1 = before["as"], after["as"], before["api"], after["api"]
+    handshakes = {
+        "as_issuer": a1["tls_handshakes"]["issuer"] - a0["tls_handshakes"]["issuer"] - 1,
+        "as_mtls": a1["tls_handshakes"]["mtls"] - a0["tls_handshakes"]["mtls"],
+        "api_mtls": p1["tls_handshakes"]["mtls"] - p0["tls_handshakes"]["mtls"],
+        "api_public": p1["tls_handshakes"]["public"] - p0["tls_handshakes"]["public"] - 1,
+    }
+    routes = Counter(p1["requests_by_route"])
+    routes.subtract(p0["requests_by_route"])
+    statuses = Counter(p1["requests_by_status"])
+    statuses.subtract(p0["requests_by_status"])
+    return {
+        "token_requests": a1["token_requests"] - a0["token_requests"],
+        "discovery_requests": a1["discovery_requests"] - a0["discovery_requests"],
+        "tls_handshakes": handshakes,
+        "tls_handshakes_total": sum(handshakes.values()),
+        "api_requests": p1["requests"] - p0["requests"],
+        "requests_by_route": {route: n for route, n in sorted(routes.items()) if n},
+        "requests_by_status": {status: n for status, n in sorted(statuses.items()) if n},
+        "tokens_seen": p1["tokens_seen"] - p0["tokens_seen"],
+        "rejected_tokens": p1["rejected_tokens"] - p0["rejected_tokens"],
+    }

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_raidiam.auth.binding import check_token_binding, token_thumbprint
+from airflow_provider_raidiam.auth.binding import bound_certificate, check_token_binding
 from airflow_provider_raidiam.auth.token_client import TOKEN_CACHE
 from airflow_provider_raidiam.exceptions import BindingError, DiscoveryError, TokenError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
@@ -65,7 +65,7 @@ def test_both_auth_methods_get_a_certificate_bound_token_from_the_mtls_alias(
     hook = make_hook(client)
     token = hook.get_access_token()
     transport = "tls-client" if client == "tls" else "pkj-transport"
-    assert token_thumbprint(token) == sandbox.pki.thumbprint(transport)
+    assert bound_certificate(token) == sandbox.pki.thumbprint(transport)
     stats = sandbox.as_stats()
     assert stats["token_requests"] == 1
     assert stats["tls_handshakes"]["mtls"] == 1, "the token request must go to the mTLS alias"

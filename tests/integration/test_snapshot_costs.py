@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import ast
 import math
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from airflow_provider_raidiam.sandbox import Sandbox
+from airflow_provider_raidiam.sandbox.runner import counters_since
 
 pytestmark = pytest.mark.integration
 
@@ -39,62 +38,10 @@ def snapshot_tables() -> list[str]:
     raise AssertionError(f"no SNAPSHOT_TABLES in {DAG_FILE}")
 
 
-class ServerCounters:
-    """The servers' counters, each read over a new TLS connection (closed after the read).
-
-    Reading this way makes the admin traffic's own handshakes exact (one on the authorisation server's
-    issuer listener and one on the emulator's public listener per read), so :meth:`since` can remove
-    them whatever keep-alive connections did meanwhile.
-    """
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-
-    def _get(self, url: str) -> dict[str, Any]:
-        with requests.Session() as session:
-            session.trust_env = False
-            response = session.get(
-                url, verify=str(self.sandbox.pki.ca_cert), headers={"Connection": "close"}, timeout=30
-            )
-        response.raise_for_status()
-        body: dict[str, Any] = response.json()
-        return body
-
-    def read(self) -> dict[str, dict[str, Any]]:
-        return {
-            "as": self._get(self.sandbox.issuer + "/__sandbox/stats"),
-            "api": self._get(self.sandbox.public_base_url + "/__sandbox/stats"),
-        }
-
-    @staticmethod
-    def since(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        a0, a1, p0, p1 = before["as"], after["as"], before["api"], after["api"]
-        handshakes = {
-            "as_issuer": a1["tls_handshakes"]["issuer"] - a0["tls_handshakes"]["issuer"] - 1,
-            "as_mtls": a1["tls_handshakes"]["mtls"] - a0["tls_handshakes"]["mtls"],
-            "api_mtls": p1["tls_handshakes"]["mtls"] - p0["tls_handshakes"]["mtls"],
-            "api_public": p1["tls_handshakes"]["public"] - p0["tls_handshakes"]["public"] - 1,
-        }
-        routes = Counter(p1["requests_by_route"])
-        routes.subtract(p0["requests_by_route"])
-        statuses = Counter(p1["requests_by_status"])
-        statuses.subtract(p0["requests_by_status"])
-        return {
-            "token_requests": a1["token_requests"] - a0["token_requests"],
-            "discovery_requests": a1["discovery_requests"] - a0["discovery_requests"],
-            "tls_handshakes": handshakes,
-            "api_requests": p1["requests"] - p0["requests"],
-            "requests_by_route": {route: n for route, n in routes.items() if n},
-            "requests_by_status": {status: n for status, n in statuses.items() if n},
-            "tokens_seen": p1["tokens_seen"] - p0["tokens_seen"],
-            "rejected_tokens": p1["rejected_tokens"] - p0["rejected_tokens"],
-        }
-
-
 @pytest.fixture
-def counters(sandbox: Sandbox) -> Iterator[ServerCounters]:
+def counters(sandbox: Sandbox) -> Iterator[Sandbox]:
     sandbox.reset_stats()
-    yield ServerCounters(sandbox)
+    yield sandbox
     sandbox.reset_stats()
 
 
@@ -112,7 +59,7 @@ def expected_calls(truth: dict[str, Any]) -> dict[str, int]:
 
 @pytest.mark.parametrize("max_workers", [1, 4])
 def test_full_snapshot_costs_one_token_one_discovery_and_a_bounded_number_of_handshakes(
-    sandbox: Sandbox, counters: ServerCounters, monkeypatch: pytest.MonkeyPatch, max_workers: int
+    sandbox: Sandbox, counters: Sandbox, monkeypatch: pytest.MonkeyPatch, max_workers: int
 ) -> None:
     tables = snapshot_tables()
     truth = sandbox.ground_truth()
@@ -120,10 +67,10 @@ def test_full_snapshot_costs_one_token_one_discovery_and_a_bounded_number_of_han
         f"AIRFLOW_CONN_{CONN_ID.upper()}",
         sandbox.connection_uri_env("tls", max_workers=max_workers, page_size=PAGE_SIZE),
     )
-    before = counters.read()
+    before = counters.read_counters()
     with RaidiamHook(raidiam_conn_id=CONN_ID) as hook:
         frames = hook.get_pandas_dfs(tables)
-    cost = counters.since(before, counters.read())
+    cost = counters_since(before, counters.read_counters())
 
     assert list(frames) == tables
     assert len(frames["organisations"]) == truth["organisations"]["count"]

@@ -10,7 +10,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from airflow_provider_raidiam.auth.binding import check_token_binding, token_thumbprint
+from airflow_provider_raidiam.auth.binding import bound_certificate, check_token_binding
 from airflow_provider_raidiam.exceptions import BindingError, RaidiamError
 from airflow_provider_raidiam.sandbox.pki import TestPki
 
@@ -32,13 +32,13 @@ def access_token(key: Any, **claims: Any) -> str:
 def test_opaque_token_passes() -> None:
     check_token_binding("Yn2aD3sQk8N5z0uW7fJ1cXbR4pL6mT9eH2vG5yK0aQ", OURS)
     check_token_binding("Yn2aD3sQk8N5z0uW7fJ1cXbR4pL6mT9eH2vG5yK0aQ", None)
-    assert token_thumbprint("Yn2aD3sQk8N5z0uW7fJ1cXbR4pL6mT9eH2vG5yK0aQ") is None
+    assert bound_certificate("Yn2aD3sQk8N5z0uW7fJ1cXbR4pL6mT9eH2vG5yK0aQ") is None
 
 
 def test_unbound_jwt_passes(as_key: Any) -> None:
     token = access_token(as_key)
 
-    assert token_thumbprint(token) is None
+    assert bound_certificate(token) is None
     check_token_binding(token, OURS)
     check_token_binding(token, None)
 
@@ -46,7 +46,7 @@ def test_unbound_jwt_passes(as_key: Any) -> None:
 def test_matching_binding_passes(as_key: Any) -> None:
     token = access_token(as_key, cnf={"x5t#S256": OURS})
 
-    assert token_thumbprint(token) == OURS
+    assert bound_certificate(token) == OURS
     check_token_binding(token, OURS)
 
 
@@ -94,7 +94,7 @@ def test_bound_token_without_our_certificate(as_key: Any) -> None:
 def test_malformed_or_other_confirmation_is_not_a_certificate_binding(as_key: Any, cnf: Any) -> None:
     token = access_token(as_key, cnf=cnf)
 
-    assert token_thumbprint(token) is None
+    assert bound_certificate(token) is None
 
 
 def _unsigned(header: dict[str, Any], payload: dict[str, Any]) -> str:
