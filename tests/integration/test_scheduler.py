@@ -27,7 +27,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ import psutil
 import pytest
 import requests
 from ground_truth import SNAPSHOT_TRUTH
+from processes import free_port, tail
 
 from airflow_provider_raidiam.sandbox import Sandbox
 
@@ -56,20 +56,6 @@ RUN_TIMEOUT = 240.0  # from the trigger to the end of the run
 STOP_TIMEOUT = 30.0  # SIGTERM to exit, per process group, before SIGKILL
 
 JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def _processes_of(home: Path) -> list[psutil.Process]:
@@ -114,7 +100,7 @@ class Airflow:
     def check_alive(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
-                pytest.fail(f"airflow {name} exited with {process.returncode}:\n{_tail(self.log_path(name))}")
+                pytest.fail(f"airflow {name} exited with {process.returncode}:\n{tail(self.log_path(name))}")
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.session.request(method, self.url + "/api/v2" + path, timeout=30, **kwargs)
@@ -160,7 +146,7 @@ def airflow(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Itera
         pytest.skip("the sandbox runs without the Directory emulator: there is nothing to snapshot")
     home = tmp_path_factory.mktemp("airflow-scheduler-home")
     output = tmp_path_factory.mktemp("airflow-scheduler-output")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     env.update(
@@ -230,7 +216,7 @@ def _wait_until_ready(deployment: Airflow) -> None:
         except requests.RequestException:
             pass
         if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {name}\n{_tail(deployment.log_path(name))}" for name in deployment.processes)
+            logs = "\n".join(f"--- {name}\n{tail(deployment.log_path(name))}" for name in deployment.processes)
             pytest.fail(f"Airflow not ready after {START_TIMEOUT:.0f} s:\n{logs}")
         time.sleep(0.5)
 
@@ -258,7 +244,7 @@ def snapshot_run(airflow: Airflow, sandbox: Sandbox) -> Run:
         if dag_run["state"] in ("success", "failed"):
             break
         if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {name}\n{_tail(airflow.log_path(name))}" for name in airflow.processes)
+            logs = "\n".join(f"--- {name}\n{tail(airflow.log_path(name))}" for name in airflow.processes)
             pytest.fail(f"run {run_id} still {dag_run['state']} after {RUN_TIMEOUT:.0f} s:\n{logs}")
         time.sleep(0.5)
     seconds = time.monotonic() - started
@@ -283,7 +269,7 @@ def task_log(airflow: Airflow, run: Run, task_id: str) -> str:
 def test_every_task_succeeds_under_the_scheduler(airflow: Airflow, snapshot_run: Run) -> None:
     run = snapshot_run
     task_logs = sorted((airflow.home / "logs" / f"dag_id={DAG_ID}").rglob("*.log"))
-    assert run.dag_run["state"] == "success", "\n".join(f"--- {path}\n{_tail(path)}" for path in task_logs)
+    assert run.dag_run["state"] == "success", "\n".join(f"--- {path}\n{tail(path)}" for path in task_logs)
     assert run.dag_run["run_type"] == "manual"
     assert run.dag_run["logical_date"].startswith(DS)
     states = {ti["task_id"]: ti["state"] for ti in run.task_instances}

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from typing import Any
 
 import pytest
 import requests
+from processes import free_port, tail
 
 from airflow_provider_raidiam.get_provider_info import get_provider_info
 from airflow_provider_raidiam.sandbox import Sandbox
@@ -108,20 +108,6 @@ class ApiServer:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 @pytest.fixture(scope="module")
 def api_server(browser_context: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     """``airflow api-server`` on 127.0.0.1 with its own SQLite home; started once per module."""
@@ -152,7 +138,7 @@ def api_server(browser_context: Any, tmp_path_factory: pytest.TempPathFactory) -
     )
     assert migrate.returncode == 0, f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}"
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = home / "api-server.log"
     command = [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port), "-w", "1"]
@@ -171,14 +157,14 @@ def api_server(browser_context: Any, tmp_path_factory: pytest.TempPathFactory) -
         session.trust_env = False
         while True:
             if process.poll() is not None:
-                pytest.fail(f"airflow api-server exited with {process.returncode}:\n{_tail(log_path)}")
+                pytest.fail(f"airflow api-server exited with {process.returncode}:\n{tail(log_path)}")
             try:
                 if session.get(url + "/api/v2/monitor/health", timeout=5).status_code == 200:
                     break
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"airflow api-server not healthy after {SERVER_START_TIMEOUT:.0f} s:\n{_tail(log_path)}")
+                pytest.fail(f"airflow api-server not healthy after {SERVER_START_TIMEOUT:.0f} s:\n{tail(log_path)}")
             time.sleep(0.5)
         session.close()
         yield ApiServer(url=url, home=home, log=log_path)
