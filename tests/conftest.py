@@ -10,10 +10,12 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from support.hostile_peer import CertificateAuthority, HostilePeer
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="raidiam-test-airflow-"))
@@ -41,3 +43,22 @@ def _fresh_process_caches() -> Iterator[None]:
     discovery.clear_cache()
     TOKEN_CACHE.clear()
     return
+
+
+@pytest.fixture
+def hostile_peer() -> Iterator[Callable[..., HostilePeer]]:
+    """Factory of started :class:`~support.hostile_peer.HostilePeer` servers, stopped after the test.
+
+    ``hostile_peer(pki, host="127.0.0.2", **options)``: ``pki`` is the test PKI whose CA the client trusts
+    (``sandbox.pki`` in integration tests, the ``pki`` fixture in unit tests).
+    """
+    peers: list[HostilePeer] = []
+
+    def start(ca: CertificateAuthority, host: str = "127.0.0.2", **options: Any) -> HostilePeer:
+        peer = HostilePeer(ca, host, **options).start()
+        peers.append(peer)
+        return peer
+
+    yield start
+    for peer in peers:
+        peer.stop()
