@@ -11,12 +11,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import requests
 
 from airflow_provider_raidiam.auth.client_auth import client_auth_for
 from airflow_provider_raidiam.auth.token_client import TokenClient
+from airflow_provider_raidiam.boundary import AllowedOrigins
 from airflow_provider_raidiam.concurrency import Counter, FanOut, Logger, once
 from airflow_provider_raidiam.connection import DEFAULT_TIMEOUT, RaidiamSettings
 from airflow_provider_raidiam.credentials import TlsMaterial, build_tls_material
@@ -26,6 +26,7 @@ from airflow_provider_raidiam.exceptions import ConfigurationError, DiscoveryErr
 from airflow_provider_raidiam.http import (
     INTERACTION_HEADER,
     RetryPolicy,
+    allowed_origins,
     api_error,
     new_session,
     parse_json,
@@ -80,15 +81,23 @@ class RaidiamClient:
 
     @once
     def mtls_session(self) -> requests.Session:
-        """Keep-alive session presenting the transport certificate (token and Directory API calls)."""
+        """Keep-alive session presenting the transport certificate (token and Directory API calls).
+
+        It connects only to the ``api_base_url`` origin and, once discovery has named it, the token
+        endpoint's origin.
+        """
         context = self.tls.mtls_context or self.tls.server_only_context
-        return new_session(context, pool_maxsize=self.settings.max_workers + 2)
+        base = self.settings.api_base_url
+        allowed = AllowedOrigins([base] if base else [], purpose="the mTLS session (token and API calls)")
+        return new_session(context, pool_maxsize=self.settings.max_workers + 2, allowed=allowed)
 
     @once
     def public(self) -> PublicClient:
         """Client for public endpoints (discovery, participants list): no token, no client certificate."""
+        settings = self.settings
         return PublicClient(
             self.tls.server_only_context,
+            allowed_urls=[settings.discovery_url, *([settings.participants_url] if settings.participants_url else [])],
             timeout=self.settings.timeout,
             retry=self.retry,
             pool_maxsize=self.settings.max_workers + 2,
@@ -119,6 +128,7 @@ class RaidiamClient:
                 f"{list(supported)}). Change the connection's auth_method."
             )
         endpoint = metadata.token_endpoint_for(mtls=self.settings.uses_mtls)
+        allowed_origins(self.mtls_session).allow(endpoint)
         if self.settings.uses_mtls and endpoint == metadata.token_endpoint:
             self.log.info("%s publishes no mtls_endpoint_aliases; using %s over mTLS", metadata.issuer, endpoint)
         certificate = self.tls.certificate
@@ -143,7 +153,9 @@ class RaidiamClient:
     def url_for(self, endpoint: str) -> str:
         """Absolute URL of ``endpoint``: a path relative to ``api_base_url``, or a full URL on its host.
 
-        The access token and the client certificate only ever go to the configured Directory API host.
+        The access token and the client certificate only ever go to the configured Directory API host:
+        a full URL is checked here (before any token is requested) and again, on the URL actually sent,
+        by the session's adapter.
         """
         base = self.settings.api_base_url
         if base is None:
@@ -153,15 +165,13 @@ class RaidiamClient:
             )
         if "://" not in endpoint:
             return f"{base}/{endpoint.lstrip('/')}"
-        target, allowed = urlsplit(endpoint), urlsplit(base)
-        if target.scheme != "https":
-            raise ConfigurationError(f"Refusing {endpoint!r}: Raidiam endpoints are https:// only.")
-        if (target.scheme, target.hostname, target.port) != (allowed.scheme, allowed.hostname, allowed.port):
-            raise ConfigurationError(
-                f"Refusing to send the access token to {endpoint!r}: authenticated calls only go to the "
-                f"connection's api_base_url ({base}). Use a path relative to it."
-            )
+        self._api_origin.check(endpoint)
         return endpoint
+
+    @once
+    def _api_origin(self) -> AllowedOrigins:
+        assert self.settings.api_base_url is not None
+        return AllowedOrigins([self.settings.api_base_url], purpose="authenticated API calls")
 
     def request(
         self,
@@ -192,7 +202,9 @@ class RaidiamClient:
         def send_once() -> requests.Response:
             self._attempts.add()
             sent_headers["Authorization"] = f"Bearer {self.access_token()}"
-            return self.mtls_session.request(method, url, params=params, headers=sent_headers, **kwargs)
+            return self.mtls_session.request(
+                method, url, params=params, headers=sent_headers, allow_redirects=False, **kwargs
+            )
 
         def send() -> requests.Response:
             if method in IDEMPOTENT_METHODS:
@@ -286,37 +298,43 @@ class PublicClient:
     """Reads Raidiam's public endpoints (discovery, the participants list): no token, no client certificate.
 
     :param ssl_context: a server-verifying context, e.g. ``build_tls_material(ca_bundle=...).server_only_context``.
+    :param allowed_urls: the URLs whose hosts (scheme, host, port) this client may connect to.
     """
 
     def __init__(
         self,
         ssl_context: ssl.SSLContext,
         *,
+        allowed_urls: Iterable[str],
         timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         pool_maxsize: int = 4,
         logger: Logger | None = None,
     ) -> None:
-        self.session = new_session(ssl_context, pool_maxsize=pool_maxsize)
+        self.allowed = AllowedOrigins(allowed_urls, purpose="the public session (no token, no certificate)")
+        self.session = new_session(ssl_context, pool_maxsize=pool_maxsize, allowed=self.allowed)
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.log: Logger = logger or logging.getLogger(__name__)
 
     @classmethod
     def for_ca_bundle(cls, ca_bundle: str | None = None, **kwargs: Any) -> PublicClient:
-        """A client trusting ``ca_bundle`` (path or PEM text), or the system trust store when ``None``."""
+        """A client trusting ``ca_bundle`` (path or PEM text), or the system trust store when ``None``.
+
+        ``kwargs`` are those of the constructor (``allowed_urls`` is required).
+        """
         material = build_tls_material(ca_bundle=ca_bundle, transport_cert=None, transport_key=None, passphrase=None)
         return cls(material.server_only_context, **kwargs)
 
     def get_public_json(self, url: str) -> Any:
         """GET ``url`` (retried when transient) and return its parsed JSON body."""
-        if urlsplit(url).scheme != "https":
-            raise ConfigurationError(f"Refusing {url!r}: Raidiam endpoints are https:// only.")
+        self.allowed.check(url)
         interaction_id = str(uuid.uuid4())
         headers = {"Accept": "application/json", INTERACTION_HEADER: interaction_id}
         try:
             response = self.retry.call(
-                lambda: self.session.get(url, headers=headers, timeout=self.timeout), describe=f"GET {url}"
+                lambda: self.session.get(url, headers=headers, timeout=self.timeout, allow_redirects=False),
+                describe=f"GET {url}",
             )
         except requests.RequestException as error:
             raise transport_error("GET", url, error, interaction_id) from None

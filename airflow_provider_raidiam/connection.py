@@ -13,8 +13,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
+from airflow_provider_raidiam.boundary import require_https_url
 from airflow_provider_raidiam.exceptions import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -114,9 +114,9 @@ class RaidiamSettings:
         if "://" not in issuer:
             issuer = "https://" + issuer
         issuer = issuer.rstrip("/")
-        _require_https(issuer, "Issuer URL (host)")
+        require_https_url(issuer, "Issuer URL (host)")
         discovery_url = discovery_url or issuer + WELL_KNOWN_SUFFIX
-        _require_https(discovery_url, "discovery_url")
+        require_https_url(discovery_url, "discovery_url")
 
         client_id = (login or "").strip()
         if not client_id:
@@ -138,7 +138,7 @@ class RaidiamSettings:
             raise ConfigurationError(f"Unsupported signing_alg {signing_alg!r}: use one of {list(SIGNING_ALGORITHMS)}.")
         audience = _text(extra, "assertion_audience") or "issuer"
         if audience not in ("issuer", "token_endpoint"):
-            _require_https(audience, "assertion_audience")
+            require_https_url(audience, "assertion_audience")
 
         settings = cls(
             issuer=issuer,
@@ -219,18 +219,10 @@ def _text(extra: Mapping[str, Any], name: str) -> str | None:
     return value or None
 
 
-def _require_https(url: str, name: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise ConfigurationError(
-            f"{name} must be an https:// URL, got {url!r}. Raidiam endpoints are only served over TLS."
-        )
-
-
 def _optional_https(extra: Mapping[str, Any], name: str) -> str | None:
     url = _text(extra, name)
     if url is not None:
-        _require_https(url, name)
+        require_https_url(url, name)
         url = url.rstrip("/")
     return url
 

@@ -6,11 +6,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
-from airflow_provider_raidiam.exceptions import DiscoveryError
+from airflow_provider_raidiam.boundary import quote_untrusted, require_https_url
+from airflow_provider_raidiam.exceptions import DiscoveryError, RedirectError
 from airflow_provider_raidiam.http import RetryPolicy
 
 _cache: dict[tuple[str, str], ProviderMetadata] = {}
@@ -78,16 +78,15 @@ def _fetch(
             lambda: session.get(url, timeout=timeout, allow_redirects=False, headers={"Accept": "application/json"}),
             describe=f"GET {url}",
         )
+    except RedirectError as error:
+        raise _redirected(url, error.location) from None
     except requests.RequestException as error:
         raise DiscoveryError(
             f"Could not reach the discovery document {url}: {type(error).__name__}. Check the Issuer URL, "
             "the worker's network access to it, and ca_bundle (the CA that signed the server's certificate)."
         ) from error
-    if response.is_redirect:
-        raise DiscoveryError(
-            f"{url} redirects to {response.headers.get('Location')!r}; redirects are not followed for "
-            "discovery. Set the Issuer URL (or discovery_url) to the final address."
-        )
+    if response.is_redirect:  # a session not made by new_session() returns redirects
+        raise _redirected(url, response.headers.get("Location", ""))
     if response.status_code != 200:
         raise DiscoveryError(
             f"{url} answered HTTP {response.status_code}, not a discovery document. Check the Issuer URL "
@@ -102,6 +101,13 @@ def _fetch(
             "authorisation server, not a web page."
         ) from None
     return validate(document, expected_issuer=expected_issuer, source=url)
+
+
+def _redirected(url: str, location: str) -> DiscoveryError:
+    return DiscoveryError(
+        f"{url} redirects to {quote_untrusted(location)}; redirects are not followed for discovery. Set the "
+        "Issuer URL (or discovery_url) to the final address."
+    )
 
 
 def validate(document: Any, *, expected_issuer: str, source: str) -> ProviderMetadata:
@@ -126,7 +132,7 @@ def validate(document: Any, *, expected_issuer: str, source: str) -> ProviderMet
         )
     for name, value in document.items():
         if (name.endswith("_endpoint") or name == "jwks_uri") and isinstance(value, str):
-            _require_https(value, name, source)
+            _require_endpoint_url(value, name, source)
     aliases = document.get("mtls_endpoint_aliases")
     if aliases is not None:
         if not isinstance(aliases, dict):
@@ -140,7 +146,7 @@ def validate(document: Any, *, expected_issuer: str, source: str) -> ProviderMet
                     f"{source}: mtls_endpoint_aliases.{name} is not a URL string. The discovery document is "
                     "malformed: check the Issuer URL, or report it to the server's operator."
                 )
-            _require_https(value, f"mtls_endpoint_aliases.{name}", source)
+            _require_endpoint_url(value, f"mtls_endpoint_aliases.{name}", source)
     methods = document.get("token_endpoint_auth_methods_supported")
     return ProviderMetadata(
         issuer=issuer,
@@ -151,10 +157,5 @@ def validate(document: Any, *, expected_issuer: str, source: str) -> ProviderMet
     )
 
 
-def _require_https(url: str, name: str, source: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise DiscoveryError(
-            f"{source}: {name} is {url!r}, not an https:// URL. Refusing to send credentials over it: check the "
-            "Issuer URL (Raidiam publishes only https:// endpoints), or report it to the server's operator."
-        )
+def _require_endpoint_url(url: str, name: str, source: str) -> None:
+    require_https_url(url, name, error=DiscoveryError, source=source, allow_query=True)

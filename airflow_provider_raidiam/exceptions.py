@@ -17,6 +17,10 @@ class ConfigurationError(RaidiamError):
     """A connection field, operator argument or table name is missing or invalid."""
 
 
+class ForeignHostError(ConfigurationError):
+    """A request would send the token or the client certificate to a host the connection does not name."""
+
+
 class CredentialError(ConfigurationError):
     """A certificate, private key, CA bundle or passphrase cannot be used."""
 
@@ -74,6 +78,17 @@ class ApiError(RaidiamError):
         self.errors = list(errors)
         self.interaction_id = interaction_id
         self.url = url
+
+
+class RedirectError(ApiError):
+    """A server answered with a redirect; redirects are never followed (they could carry credentials away).
+
+    :param location: the ``Location`` the server named (untrusted text; quoted and bounded in the message).
+    """
+
+    def __init__(self, message: str, *, location: str, status: int, url: str | None = None) -> None:
+        super().__init__(message, status=status, url=url)
+        self.location = location
 
 
 class ResponseFormatError(ApiError):

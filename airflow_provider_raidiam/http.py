@@ -3,6 +3,10 @@
 One ``SSLContext`` per connection is built once (see :mod:`airflow_provider_raidiam.credentials`) and
 every pooled connection uses it, so a handshake happens once per pooled connection and the configured CA
 wins over ``REQUESTS_CA_BUNDLE`` and friends (``trust_env`` is off).
+
+Every request of a session passes its adapter, which only connects to the session's allowed origins
+(:class:`~airflow_provider_raidiam.boundary.AllowedOrigins`, checked on the prepared URL) and never
+follows a redirect: a 3xx with a ``Location`` is a :class:`RedirectError`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import requests
 import tenacity
 from requests.adapters import HTTPAdapter
 
-from airflow_provider_raidiam.exceptions import ApiError, ConfigurationError, ResponseFormatError
+from airflow_provider_raidiam.boundary import AllowedOrigins, quote_untrusted
+from airflow_provider_raidiam.exceptions import ApiError, ConfigurationError, RedirectError, ResponseFormatError
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +42,28 @@ def is_transient_error(error: BaseException) -> bool:
 
 
 class SslContextAdapter(HTTPAdapter):
-    """An adapter whose connections all use one pre-built, verifying ``SSLContext``.
+    """An adapter whose connections all use one pre-built, verifying ``SSLContext``, to allowed origins only.
 
     requests would otherwise load ``verify``/``cert`` files into the context for every new connection
     (and take the CA from the environment); here the per-request TLS arguments are refused instead.
+
+    :param allowed: the origins this adapter connects to; any other URL is a :class:`ForeignHostError`
+        raised before connecting.
     """
 
-    def __init__(self, ssl_context: ssl.SSLContext, pool_maxsize: int) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext, pool_maxsize: int, allowed: AllowedOrigins) -> None:
         self._ssl_context = ssl_context
+        self.allowed = allowed
         super().__init__(pool_connections=8, pool_maxsize=pool_maxsize)
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        """Send ``request`` if its URL goes to an allowed origin; refuse any redirect it gets back."""
+        self.allowed.check(request.url or "")
+        response = super().send(request, *args, **kwargs)
+        if response.is_redirect:
+            response.close()
+            raise redirect_error(response)
+        return response
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block, ssl_context=self._ssl_context, **pool_kwargs)
@@ -71,13 +89,36 @@ def _refuse_per_request_tls(verify: Any, cert: Any) -> None:
         )
 
 
-def new_session(ssl_context: ssl.SSLContext, pool_maxsize: int) -> requests.Session:
-    """A keep-alive session that speaks only HTTPS through ``ssl_context`` and ignores the environment."""
+def new_session(ssl_context: ssl.SSLContext, pool_maxsize: int, allowed: AllowedOrigins) -> requests.Session:
+    """A keep-alive session that speaks only HTTPS through ``ssl_context``, only to ``allowed`` origins,
+    follows no redirect and ignores the environment."""
     session = requests.Session()
     session.trust_env = False
-    session.mount("https://", SslContextAdapter(ssl_context, pool_maxsize))
+    session.max_redirects = 0
+    session.mount("https://", SslContextAdapter(ssl_context, pool_maxsize, allowed))
     session.mount("http://", _PlainHttpRefused())
     return session
+
+
+def allowed_origins(session: requests.Session) -> AllowedOrigins:
+    """The allow-list of a session made by :func:`new_session`."""
+    adapter = session.get_adapter("https://")
+    assert isinstance(adapter, SslContextAdapter)
+    return adapter.allowed
+
+
+def redirect_error(response: requests.Response) -> RedirectError:
+    """A :class:`RedirectError` for a 3xx answer, naming its (quoted, bounded) ``Location``."""
+    location = response.headers.get("Location", "")
+    method = response.request.method if response.request is not None else "request"
+    return RedirectError(
+        f"{method} {response.url} answered HTTP {response.status_code} redirecting to "
+        f"{quote_untrusted(location)}: redirects are never followed, so no token, client assertion or "
+        "certificate goes to another address. Set the connection's URLs (or the endpoint) to the final address.",
+        location=location,
+        status=response.status_code,
+        url=response.url,
+    )
 
 
 class _PlainHttpRefused(HTTPAdapter):

@@ -18,7 +18,8 @@ import requests
 
 from airflow_provider_raidiam.auth.binding import check_token_binding, token_claims
 from airflow_provider_raidiam.auth.client_auth import ClientAuth
-from airflow_provider_raidiam.exceptions import TokenError
+from airflow_provider_raidiam.boundary import quote_untrusted
+from airflow_provider_raidiam.exceptions import RedirectError, TokenError
 from airflow_provider_raidiam.http import RETRY_STATUSES, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -139,13 +140,25 @@ class TokenClient:
             if "client_assertion" in form:
                 self._on_new_token(form["client_assertion"])
             return self._session.post(
-                self.token_endpoint, data=form, headers={"Accept": "application/json"}, timeout=self._timeout
+                self.token_endpoint,
+                data=form,
+                headers={"Accept": "application/json"},
+                timeout=self._timeout,
+                allow_redirects=False,
             )
 
         try:
             response = self._retry.call(
                 send, describe=f"Token request to {self.token_endpoint}", retry_status=_is_transient
             )
+        except RedirectError as error:
+            raise TokenError(
+                f"The token endpoint {self.token_endpoint} redirects (HTTP {error.status}) to "
+                f"{quote_untrusted(error.location)}; the token request is not re-sent there, and no token from "
+                "another address is accepted. Check the Issuer URL: its discovery document should name the final "
+                "token endpoint.",
+                status=error.status,
+            ) from None
         except requests.RequestException as error:
             raise TokenError(
                 f"Could not reach the token endpoint {self.token_endpoint}: {type(error).__name__}. Check "

@@ -225,11 +225,13 @@ class RaidiamParticipantsOperator(_TablesOperator):
                         f"No participants URL: set participants_url on the operator or on connection "
                         f"{self.raidiam_conn_id!r}."
                     )
+                if self.participants_url is not None:  # the DAG's own choice; the public session sends no secret
+                    hook.client.public.allowed.allow(url)
                 frames = read_participant_tables(hook.client, url, tables)
         else:
             if self.participants_url is None:
                 raise ConfigurationError("RaidiamParticipantsOperator needs participants_url (or raidiam_conn_id).")
-            public = PublicClient.for_ca_bundle(self.ca_bundle, logger=self.log)
+            public = PublicClient.for_ca_bundle(self.ca_bundle, allowed_urls=[self.participants_url], logger=self.log)
             try:
                 frames = read_participant_tables(public, self.participants_url, tables)
             finally:

@@ -20,6 +20,7 @@ from airflow_provider_raidiam.auth.client_auth import (
     client_auth_for,
 )
 from airflow_provider_raidiam.auth.token_client import TokenClient
+from airflow_provider_raidiam.boundary import AllowedOrigins
 from airflow_provider_raidiam.connection import AuthMethod, RaidiamSettings
 from airflow_provider_raidiam.exceptions import CredentialError
 from airflow_provider_raidiam.http import new_session
@@ -57,7 +58,7 @@ def post_token(kit: Any, mocked: responses.RequestsMock, auth: Any) -> Any:
     """Send one real token request through TokenClient and return what went over the wire."""
     mocked.add(responses.POST, TOKEN_ENDPOINT, json=kit.token_body())
     client = TokenClient(
-        session=new_session(ssl.create_default_context(), 2),
+        session=new_session(ssl.create_default_context(), 2, AllowedOrigins([TOKEN_ENDPOINT])),
         token_endpoint=TOKEN_ENDPOINT,
         issuer=ISSUER,
         client_auth=auth,

@@ -30,6 +30,7 @@ from airflow_provider_raidiam.exceptions import (
     ConfigurationError,
     DiscoveryError,
     PaginationError,
+    RedirectError,
     ResponseFormatError,
 )
 from airflow_provider_raidiam.http import RetryPolicy
@@ -58,7 +59,8 @@ def client(tls_settings: Callable[..., Any], kit: Any, shared_tls: TlsMaterial) 
 @pytest.fixture
 def closed_port_client(tls_settings: Callable[..., Any], kit: Any, shared_tls: TlsMaterial) -> Iterator[RaidiamClient]:
     """A client whose api_base_url is a closed local port: real adapter, no network."""
-    with RaidiamClient(tls_settings(api_base_url="https://127.0.0.1:1"), retry=kit.FAST_RETRY) as raidiam:
+    settings = tls_settings(api_base_url="https://127.0.0.1:1", participants_url=CLOSED_PORT_URL)
+    with RaidiamClient(settings, retry=kit.FAST_RETRY) as raidiam:
         raidiam.tls = shared_tls  # type: ignore[misc]  # pre-fill the cached property
         yield raidiam
 
@@ -189,11 +191,14 @@ def test_caller_headers_are_added(client: RaidiamClient, api: responses.Requests
     assert sent["Authorization"] == "Bearer tok-1"
 
 
-def test_public_request_sends_no_token(client: RaidiamClient, mocked: responses.RequestsMock) -> None:
+def test_public_request_sends_no_token(
+    tls_settings: Callable[..., Any], kit: Any, mocked: responses.RequestsMock
+) -> None:
     url = "https://data.example.test/participants"
     mocked.add(responses.GET, url, json=[{"OrganisationId": "o1"}])
 
-    assert client.get_public_json(url) == [{"OrganisationId": "o1"}]
+    with RaidiamClient(tls_settings(participants_url=url), retry=kit.FAST_RETRY) as client:
+        assert client.get_public_json(url) == [{"OrganisationId": "o1"}]
 
     sent = mocked.calls[0].request
     assert "Authorization" not in sent.headers
@@ -654,8 +659,10 @@ def test_public_client_refuses_plain_http_url(client: RaidiamClient) -> None:
 def test_redirect_to_plain_http_is_refused(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
     api.add(responses.GET, kit.API_BASE + "/x", status=302, headers={"Location": "http://matls-api.example.test/x"})
 
-    with pytest.raises(ConfigurationError, match="Refusing plain-HTTP URL"):
+    with pytest.raises(RedirectError, match=r"redirecting to 'http://matls-api\.example\.test/x'"):
         client.get_json("/x")
+
+    assert len(api_calls(api, kit)) == 1
 
 
 def test_requests_ca_bundle_env_var_is_ignored(

@@ -10,16 +10,18 @@ import requests
 import responses
 
 from airflow_provider_raidiam import discovery
+from airflow_provider_raidiam.boundary import AllowedOrigins
 from airflow_provider_raidiam.discovery import get_provider_metadata, validate
 from airflow_provider_raidiam.exceptions import DiscoveryError
 from airflow_provider_raidiam.http import new_session
 
 SOURCE = "https://auth.example.test/.well-known/openid-configuration"
+DISCOVERY_HOSTS = AllowedOrigins([SOURCE, "https://other.example.test"])
 
 
 @pytest.fixture
 def session() -> requests.Session:
-    return new_session(ssl.create_default_context(), pool_maxsize=2)
+    return new_session(ssl.create_default_context(), pool_maxsize=2, allowed=DISCOVERY_HOSTS)
 
 
 def fetch(session: requests.Session, kit: Any, url: str | None = None, issuer: str | None = None) -> Any:
@@ -257,7 +259,7 @@ def test_document_is_fetched_once_per_process(
     kit.register_discovery(mocked)
 
     first = fetch(session, kit)
-    second = fetch(new_session(ssl.create_default_context(), 1), kit)
+    second = fetch(new_session(ssl.create_default_context(), 1, DISCOVERY_HOSTS), kit)
 
     assert second is first
     assert len(mocked.calls) == 1

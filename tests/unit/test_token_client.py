@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from airflow_provider_raidiam.auth import token_client as token_module
 from airflow_provider_raidiam.auth.client_auth import ClientAuth, PrivateKeyJwt, TlsClientAuth
 from airflow_provider_raidiam.auth.token_client import TOKEN_CACHE, TokenClient
+from airflow_provider_raidiam.boundary import AllowedOrigins
 from airflow_provider_raidiam.exceptions import BindingError, TokenError
 from airflow_provider_raidiam.http import new_session
 from airflow_provider_raidiam.sandbox.pki import TestPki
@@ -43,7 +44,7 @@ def new_tokens() -> list[str]:
 
 @pytest.fixture
 def make_client(kit: Any, new_tokens: list[str]) -> Callable[..., TokenClient]:
-    session = new_session(ssl.create_default_context(), pool_maxsize=25)
+    session = new_session(ssl.create_default_context(), pool_maxsize=25, allowed=AllowedOrigins([ENDPOINT]))
 
     def make(
         *,
