@@ -171,12 +171,12 @@ def _https_url_problem(url: str, *, allow_query: bool) -> str | None:
         return " with a valid host and port"
     if parts.scheme != "https" or not parts.hostname:
         return ""
+    if "\\" in url or any(ord(char) < 0x21 or ord(char) == 0x7F for char in url):
+        return " without backslashes, spaces or control characters"
     if parts.username is not None or parts.password is not None:
         return " without userinfo (user:password@; credentials never go in URLs)"
     if parts.fragment or url.endswith("#") or (not allow_query and (parts.query or url.endswith("?"))):
         return " without a query or fragment (?... or #...)"
-    if "\\" in url or any(ord(char) < 0x21 or ord(char) == 0x7F for char in url):
-        return " without backslashes, spaces or control characters"
     return None
 
 

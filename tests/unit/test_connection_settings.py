@@ -163,6 +163,34 @@ def test_other_urls_must_be_https(name: str) -> None:
     assert f"{name} must be an https:// URL" in message
 
 
+URL_FIELDS = ["host", "discovery_url", "api_base_url", "participants_url", "assertion_audience"]
+BAD_URLS = {
+    "userinfo": ("https://admin:s3cr3t-pw@api.example.test/x", "without userinfo"),
+    "user-only": ("https://s3cr3t-pw@api.example.test", "without userinfo"),
+    "query": ("https://api.example.test/x?s3cr3t-pw=1", "without a query or fragment"),
+    "empty-query": ("https://api.example.test/x?", "without a query or fragment"),
+    "fragment": ("https://api.example.test/x#s3cr3t-pw", "without a query or fragment"),
+    "fragment-at": ("https://evil.test#@api.example.test", "without a query or fragment"),
+    "backslash": ("https://evil.test\\@api.example.test", "without backslashes"),
+    "space": ("https://api.example.test/a b", "without backslashes, spaces"),
+    "bad-port": ("https://api.example.test:99999", "with a valid host and port"),
+}
+
+
+@pytest.mark.parametrize("field", URL_FIELDS)
+@pytest.mark.parametrize("case", list(BAD_URLS))
+def test_configured_urls_with_userinfo_query_or_fragment_are_refused_without_echoing_secrets(
+    field: str, case: str
+) -> None:
+    url, reason = BAD_URLS[case]
+    fields: dict[str, Any] = {field: url} if field != "host" else {}
+    message = refused(host=url if field == "host" else "https://auth.example.test", **fields, **MTLS)
+
+    assert reason in message
+    assert "s3cr3t-pw" not in message
+    assert "must be an https:// URL" in message
+
+
 @pytest.mark.parametrize("host", [None, "", "   "])
 def test_missing_issuer_says_which_field_to_set(host: str | None) -> None:
     message = refused(host=host, **MTLS)
