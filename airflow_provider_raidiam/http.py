@@ -59,6 +59,10 @@ class SslContextAdapter(HTTPAdapter):
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         """Send ``request`` if its URL goes to an allowed origin; refuse any redirect it gets back."""
         self.allowed.check(request.url or "")
+        if any((kwargs.get("proxies") or {}).values()):
+            raise ConfigurationError(
+                "Per-request proxies are not accepted: requests connect directly to the connection's hosts."
+            )
         response = super().send(request, *args, **kwargs)
         if response.is_redirect:
             response.close()

@@ -9,7 +9,7 @@ import requests
 import responses
 
 from airflow_provider_raidiam.boundary import AllowedOrigins, Origin, quote_untrusted, require_https_url
-from airflow_provider_raidiam.exceptions import DiscoveryError, ForeignHostError, RedirectError
+from airflow_provider_raidiam.exceptions import ConfigurationError, DiscoveryError, ForeignHostError, RedirectError
 from airflow_provider_raidiam.http import allowed_origins, new_session
 
 GOOD = "https://api.example.test"
@@ -170,6 +170,12 @@ def test_session_never_follows_a_redirect(
     assert caught.value.location == GOOD + "/elsewhere"
     assert caught.value.status == status
     assert [call.request.url for call in mocked.calls] == [GOOD + "/token"]
+
+
+def test_session_refuses_per_request_proxies(session: requests.Session, mocked: responses.RequestsMock) -> None:
+    with pytest.raises(ConfigurationError, match="proxies are not accepted"):
+        session.get(GOOD + "/x", proxies={"https": "http://127.0.0.1:9"}, timeout=5)
+    assert len(mocked.calls) == 0
 
 
 def test_allowed_origins_of_a_session(session: requests.Session) -> None:
