@@ -49,10 +49,10 @@ class Origin:
         try:
             parsed = parse_url(url)
         except LocationParseError:
-            raise ForeignHostError(f"Refusing {quote_untrusted(url)}: it is not a valid URL.") from None
+            raise ForeignHostError(f"Refusing {_describe(url)}: it is not a valid URL.") from None
         scheme = (parsed.scheme or "").lower()
         if scheme not in DEFAULT_PORTS or not parsed.host:
-            raise ForeignHostError(f"Refusing {quote_untrusted(url)}: only absolute https:// URLs are called.")
+            raise ForeignHostError(f"Refusing {_describe(url)}: only absolute https:// URLs are called.")
         if parsed.auth is not None:
             raise ForeignHostError(
                 f"Refusing a URL with userinfo (user@host) for host {quote_untrusted(parsed.host)}: "
@@ -107,12 +107,12 @@ class AllowedOrigins:
         """
         origin = Origin.of(url)
         if origin.scheme != "https":
-            raise ForeignHostError(f"Refusing {quote_untrusted(url)}: Raidiam endpoints are https:// only.")
+            raise ForeignHostError(f"Refusing {_describe(url)}: Raidiam endpoints are https:// only.")
         if origin in self._origins and _stdlib_origin(url) == origin:
             return origin
         allowed = ", ".join(str(o) for o in sorted(self._origins)) or "no host yet"
         raise ForeignHostError(
-            f"Refusing to connect to {origin} for {quote_untrusted(url)}: {self.purpose} may only connect to "
+            f"Refusing to connect to {origin} for {_describe(url)}: {self.purpose} may only connect to "
             f"{allowed}. Requests only go to the hosts the connection names (issuer and its discovered token "
             "endpoint, api_base_url, participants_url): call paths relative to api_base_url, or correct the connection."
         )

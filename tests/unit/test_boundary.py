@@ -98,6 +98,22 @@ def test_allow_list_accepts_spellings_of_the_allowed_origin(url: str) -> None:
     assert AllowedOrigins([GOOD]).check(url) == Origin("https", "api.example.test", 443)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.test\\@me:s3cr3t@api.example.test/x",
+        "https://me:s3cr3t@[::1/x",
+        "ftp://me:s3cr3t@api.example.test/x",
+        "http://me:s3cr3t@api.example.test/x",
+        "https://evil.test/x?key=s3cr3t",
+    ],
+)
+def test_refusals_never_echo_userinfo_or_query(url: str) -> None:
+    with pytest.raises(ForeignHostError) as caught:
+        AllowedOrigins([GOOD]).check(url)
+    assert "s3cr3t" not in str(caught.value)
+
+
 def test_allow_list_grows_and_names_what_is_allowed() -> None:
     allowed = AllowedOrigins([GOOD], purpose="the test session")
     with pytest.raises(ForeignHostError) as caught:
