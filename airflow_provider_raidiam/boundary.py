@@ -20,16 +20,15 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from airflow_provider_raidiam.exceptions import ConfigurationError, ForeignHostError
+from airflow_provider_raidiam.server_text import server_text
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
 MAX_QUOTED = 200
 
 
 def quote_untrusted(text: str, limit: int = MAX_QUOTED) -> str:
-    """``text`` from a server or a template, safe to put in a message: repr-escaped and at most ``limit`` chars."""
-    if len(text) > limit:
-        return repr(text[:limit]) + f" (+{len(text) - limit} characters)"
-    return repr(text)
+    """``text`` from a server or a template, quoted and safe to put in a message (see :func:`server_text`)."""
+    return f"'{server_text(text, limit)}'"
 
 
 @dataclass(frozen=True, order=True)

@@ -32,6 +32,9 @@ from airflow_provider_raidiam.http import (
     parse_json,
     transport_error,
 )
+from airflow_provider_raidiam.limits import ResponseLimits
+from airflow_provider_raidiam.server_text import interaction_id as valid_interaction_id
+from airflow_provider_raidiam.server_text import server_text
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -89,7 +92,12 @@ class RaidiamClient:
         context = self.tls.mtls_context or self.tls.server_only_context
         base = self.settings.api_base_url
         allowed = AllowedOrigins([base] if base else [], purpose="the mTLS session (token and API calls)")
-        return new_session(context, pool_maxsize=self.settings.max_workers + 2, allowed=allowed)
+        return new_session(
+            context,
+            pool_maxsize=self.settings.max_workers + 2,
+            allowed=allowed,
+            limits=self.settings.response_limits,
+        )
 
     @once
     def public(self) -> PublicClient:
@@ -102,6 +110,7 @@ class RaidiamClient:
             retry=self.retry,
             pool_maxsize=self.settings.max_workers + 2,
             logger=self.log,
+            limits=self.settings.response_limits,
         )
 
     # -- discovery and tokens ----------------------------------------------------------------------
@@ -125,7 +134,7 @@ class RaidiamClient:
         if supported is not None and method.value not in supported:
             raise DiscoveryError(
                 f"{metadata.issuer} does not support auth_method {method.value!r} (it supports "
-                f"{list(supported)}). Change the connection's auth_method."
+                f"{server_text(list(supported))}). Change the connection's auth_method."
             )
         endpoint = metadata.token_endpoint_for(mtls=self.settings.uses_mtls)
         allowed_origins(self.mtls_session).allow(endpoint)
@@ -227,7 +236,7 @@ class RaidiamClient:
             response.status_code,
             (time.monotonic() - started) * 1000,
             INTERACTION_HEADER,
-            response.headers.get(INTERACTION_HEADER, sent_headers[INTERACTION_HEADER]),
+            valid_interaction_id(response.headers.get(INTERACTION_HEADER), sent_headers[INTERACTION_HEADER]),
         )
         if raise_for_status and response.status_code >= 400:
             raise api_error(response, sent_headers[INTERACTION_HEADER])
@@ -299,6 +308,7 @@ class PublicClient:
 
     :param ssl_context: a server-verifying context, e.g. ``build_tls_material(ca_bundle=...).server_only_context``.
     :param allowed_urls: the URLs whose hosts (scheme, host, port) this client may connect to.
+    :param limits: size and time bounds of every response (default :class:`ResponseLimits`).
     """
 
     def __init__(
@@ -310,9 +320,10 @@ class PublicClient:
         retry: RetryPolicy | None = None,
         pool_maxsize: int = 4,
         logger: Logger | None = None,
+        limits: ResponseLimits | None = None,
     ) -> None:
         self.allowed = AllowedOrigins(allowed_urls, purpose="the public session (no token, no certificate)")
-        self.session = new_session(ssl_context, pool_maxsize=pool_maxsize, allowed=self.allowed)
+        self.session = new_session(ssl_context, pool_maxsize=pool_maxsize, allowed=self.allowed, limits=limits)
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.log: Logger = logger or logging.getLogger(__name__)

@@ -12,10 +12,11 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from airflow_provider_raidiam.boundary import require_https_url
 from airflow_provider_raidiam.exceptions import ConfigurationError
+from airflow_provider_raidiam.limits import DEFAULT_ATTEMPT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, ResponseLimits
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ DEFAULT_SCOPE = "directory:software"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_PAGE_SIZE = 1000
 DEFAULT_MAX_WORKERS = 16
+MAX_RESPONSE_BYTES_RANGE = (1024, 1024**3)
+ATTEMPT_DEADLINE_RANGE = (1.0, 3600.0)
 SIGNING_ALGORITHMS = ("PS256", "RS256", "ES256")
 WELL_KNOWN_SUFFIX = "/.well-known/openid-configuration"
 
@@ -71,6 +74,13 @@ class RaidiamSettings:
     timeout: float = DEFAULT_TIMEOUT
     page_size: int = DEFAULT_PAGE_SIZE
     max_workers: int = DEFAULT_MAX_WORKERS
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    attempt_deadline: float = DEFAULT_ATTEMPT_DEADLINE
+
+    @property
+    def response_limits(self) -> ResponseLimits:
+        """The bounds every response is read within (size after decompression, deadline per attempt)."""
+        return ResponseLimits(max_bytes=self.max_response_bytes, attempt_deadline=self.attempt_deadline)
 
     @property
     def uses_mtls(self) -> bool:
@@ -140,6 +150,8 @@ class RaidiamSettings:
         if audience not in ("issuer", "token_endpoint"):
             require_https_url(audience, "assertion_audience")
 
+        max_response_bytes = _positive_integer(extra, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
+        attempt_deadline = _positive_number(extra, "attempt_deadline", DEFAULT_ATTEMPT_DEADLINE)
         settings = cls(
             issuer=issuer,
             client_id=client_id,
@@ -159,6 +171,8 @@ class RaidiamSettings:
             timeout=_positive_number(extra, "timeout", DEFAULT_TIMEOUT),
             page_size=_positive_integer(extra, "page_size", DEFAULT_PAGE_SIZE),
             max_workers=_positive_integer(extra, "max_workers", DEFAULT_MAX_WORKERS),
+            max_response_bytes=_in_range(extra, "max_response_bytes", max_response_bytes, MAX_RESPONSE_BYTES_RANGE),
+            attempt_deadline=_in_range(extra, "attempt_deadline", attempt_deadline, ATTEMPT_DEADLINE_RANGE),
         )
         settings._check_consistency()
         return settings
@@ -199,6 +213,8 @@ KNOWN_EXTRAS = frozenset(
         "timeout",
         "page_size",
         "max_workers",
+        "max_response_bytes",
+        "attempt_deadline",
     }
 )
 
@@ -243,3 +259,15 @@ def _positive_integer(extra: Mapping[str, Any], name: str, default: int) -> int:
     if not number.is_integer():
         raise ConfigurationError(f"Connection extra {name!r} must be a whole number, got {extra.get(name)!r}.")
     return int(number)
+
+
+N = TypeVar("N", int, float)
+
+
+def _in_range(extra: Mapping[str, Any], name: str, number: N, bounds: tuple[float, float]) -> N:
+    low, high = bounds
+    if not low <= number <= high:
+        raise ConfigurationError(
+            f"Connection extra {name!r} must be between {low:,.0f} and {high:,.0f}, got {extra.get(name)!r}."
+        )
+    return number

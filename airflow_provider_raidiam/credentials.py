@@ -1,7 +1,10 @@
 """Certificates and keys given as a file path or as PEM text, turned into an ``ssl.SSLContext``.
 
-PEM text (from a secrets backend, so workers need no files) is written to a private ``0700`` directory
-as ``0600`` files only for as long as OpenSSL needs to read it, then removed, also on failure.
+OpenSSL loads a client certificate only from files. PEM text (from a secrets backend, so workers need no
+files) is written to a private ``0700`` directory as ``0600`` files only for as long as OpenSSL needs to
+read it, then removed, also on failure. A key is never written in clear: it is re-encrypted under a random
+one-time passphrase that exists only in this process's memory, so a file left behind by a killed worker
+(``SIGKILL`` leaves no chance to clean up) is useless.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import ssl
 import tempfile
 from collections.abc import Iterator
@@ -221,12 +225,9 @@ def build_tls_material(
             "key is for another certificate. Use the private key generated with this certificate's CSR."
         )
     mtls = _server_context(ca_bundle)
-    with _as_files((transport_cert, "transport_cert"), (transport_key, "transport_key")) as (
-        cert_path,
-        key_path,
-    ):
+    with _files_for_openssl(transport_cert, transport_key, key, passphrase) as (cert_path, key_path, password):
         try:
-            mtls.load_cert_chain(cert_path, key_path, password=passphrase)
+            mtls.load_cert_chain(cert_path, key_path, password=password)
         except ssl.SSLError as error:
             raise CredentialError(
                 f"OpenSSL could not load transport_cert/transport_key: {_ssl_reason(error)}."
@@ -265,23 +266,44 @@ def _server_context(ca_bundle: str | None) -> ssl.SSLContext:
 
 
 @contextlib.contextmanager
-def _as_files(*values: tuple[str, str]) -> Iterator[list[str]]:
-    """Yield file paths for values; PEM text goes to 0600 files in a 0700 directory removed on exit."""
-    if not any(is_pem_text(value) for value, _ in values):
-        yield [str(Path(value).expanduser()) for value, _ in values]
+def _files_for_openssl(
+    transport_cert: str, transport_key: str, key: PrivateKeyTypes, passphrase: str | None
+) -> Iterator[tuple[str, str, str | None]]:
+    """Yield (certificate path, key path, key password) for ``SSLContext.load_cert_chain``.
+
+    Paths are used as they are. PEM text goes to ``0600`` files in a ``0700`` directory removed on exit;
+    the key (``key``, already loaded) is written encrypted under a random one-time passphrase (PKCS#8 with
+    the best encryption ``cryptography`` offers), never in clear.
+    """
+    if not is_pem_text(transport_cert) and not is_pem_text(transport_key):
+        yield _expand(transport_cert), _expand(transport_key), passphrase
         return
     with tempfile.TemporaryDirectory(prefix="raidiam-") as directory:
-        paths = []
-        for index, (value, name) in enumerate(values):
-            if not is_pem_text(value):
-                paths.append(str(Path(value).expanduser()))
-                continue
-            path = os.path.join(directory, f"{index}-{name}.pem")
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(read_material(value, name))
-            paths.append(path)
-        yield paths
+        cert_path = _expand(transport_cert)
+        if is_pem_text(transport_cert):
+            cert_path = _write_private(directory, "transport_cert.pem", read_material(transport_cert, "transport_cert"))
+        key_path, password = _expand(transport_key), passphrase
+        if is_pem_text(transport_key):
+            password = secrets.token_urlsafe(32)
+            encrypted = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(password.encode()),
+            )
+            key_path = _write_private(directory, "transport_key.pem", encrypted)
+        yield cert_path, key_path, password
+
+
+def _expand(path: str) -> str:
+    return str(Path(path).expanduser())
+
+
+def _write_private(directory: str, name: str, data: bytes) -> str:
+    path = os.path.join(directory, name)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    return path
 
 
 def _ssl_reason(error: ssl.SSLError) -> str:

@@ -10,8 +10,9 @@ from typing import Any
 import requests
 
 from airflow_provider_raidiam.boundary import quote_untrusted, require_https_url
-from airflow_provider_raidiam.exceptions import DiscoveryError, RedirectError
+from airflow_provider_raidiam.exceptions import DiscoveryError, RedirectError, ResponseDeadlineError
 from airflow_provider_raidiam.http import RetryPolicy
+from airflow_provider_raidiam.server_text import server_text
 
 _cache: dict[tuple[str, str], ProviderMetadata] = {}
 _cache_lock = threading.Lock()
@@ -80,6 +81,8 @@ def _fetch(
         )
     except RedirectError as error:
         raise _redirected(url, error.location) from None
+    except ResponseDeadlineError:
+        raise
     except requests.RequestException as error:
         raise DiscoveryError(
             f"Could not reach the discovery document {url}: {type(error).__name__}. Check the Issuer URL, "
@@ -95,7 +98,7 @@ def _fetch(
     try:
         document = response.json()
     except ValueError:
-        kind = response.headers.get("Content-Type", "unknown content type")
+        kind = server_text(response.headers.get("Content-Type", "unknown content type"), 100)
         raise DiscoveryError(
             f"{url} did not return JSON ({kind}). Check that the Issuer URL points at the "
             "authorisation server, not a web page."
@@ -120,7 +123,7 @@ def validate(document: Any, *, expected_issuer: str, source: str) -> ProviderMet
     issuer = document.get("issuer")
     if not isinstance(issuer, str) or issuer.rstrip("/") != expected_issuer.rstrip("/"):
         raise DiscoveryError(
-            f"Issuer mismatch: the connection expects {expected_issuer!r} but {source} says {issuer!r}. "
+            f"Issuer mismatch: the connection expects {expected_issuer!r} but {source} says '{server_text(issuer)}'. "
             "Set the connection's Issuer URL to the server's exact issuer (a mismatch can also mean the "
             "discovery URL points at another server)."
         )
@@ -132,7 +135,7 @@ def validate(document: Any, *, expected_issuer: str, source: str) -> ProviderMet
         )
     for name, value in document.items():
         if (name.endswith("_endpoint") or name == "jwks_uri") and isinstance(value, str):
-            _require_endpoint_url(value, name, source)
+            _require_endpoint_url(value, server_text(name, 100), source)
     aliases = document.get("mtls_endpoint_aliases")
     if aliases is not None:
         if not isinstance(aliases, dict):
@@ -143,10 +146,10 @@ def validate(document: Any, *, expected_issuer: str, source: str) -> ProviderMet
         for name, value in aliases.items():
             if not isinstance(value, str):
                 raise DiscoveryError(
-                    f"{source}: mtls_endpoint_aliases.{name} is not a URL string. The discovery document is "
-                    "malformed: check the Issuer URL, or report it to the server's operator."
+                    f"{source}: mtls_endpoint_aliases.{server_text(name, 100)} is not a URL string. The discovery "
+                    "document is malformed: check the Issuer URL, or report it to the server's operator."
                 )
-            _require_endpoint_url(value, f"mtls_endpoint_aliases.{name}", source)
+            _require_endpoint_url(value, f"mtls_endpoint_aliases.{server_text(name, 100)}", source)
     methods = document.get("token_endpoint_auth_methods_supported")
     return ProviderMetadata(
         issuer=issuer,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import requests
+
 
 class RaidiamError(Exception):
     """Base class of every error raised by ``airflow_provider_raidiam``."""
@@ -97,3 +99,27 @@ class ResponseFormatError(ApiError):
 
 class PaginationError(ApiError):
     """Paging did not add up: records differ from ``totalSize``, or ``totalSize`` moved during the read."""
+
+
+class ResponseTooLargeError(ResponseFormatError):
+    """A response body is larger, after decompression, than the connection's ``max_response_bytes``.
+
+    :param limit: the limit in bytes that was exceeded.
+    """
+
+    def __init__(self, message: str, *, limit: int, status: int | None = None, url: str | None = None) -> None:
+        super().__init__(message, status=status, url=url)
+        self.limit = limit
+
+
+class ResponseDeadlineError(ApiError, requests.exceptions.Timeout):
+    """One HTTP attempt (connect, headers and body) did not finish within the connection's ``attempt_deadline``.
+
+    It is also a :class:`requests.Timeout`, so retry policies treat it like any other timeout.
+
+    :param deadline: the deadline in seconds that passed.
+    """
+
+    def __init__(self, message: str, *, deadline: float, url: str | None = None) -> None:
+        super().__init__(message, url=url)
+        self.deadline = deadline

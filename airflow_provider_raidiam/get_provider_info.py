@@ -93,7 +93,7 @@ CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
     ),
     "timeout": _field(
         "Timeout (seconds)",
-        "Connect and read timeout of each HTTP call.",
+        "Connect timeout, and the longest wait for the next bytes of a response (see attempt_deadline).",
         {"type": ["number", "null"], "default": 30},
     ),
     "page_size": _field(
@@ -105,6 +105,16 @@ CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
         "Concurrent requests",
         "Parallel Directory calls in fan-out reads (one token and one connection pool are shared).",
         {"type": ["integer", "null"], "default": 16},
+    ),
+    "max_response_bytes": _field(
+        "Response size limit (bytes)",
+        "Largest response body accepted, counted after decompression; a larger one fails the call.",
+        {"type": ["integer", "null"], "default": 67108864},
+    ),
+    "attempt_deadline": _field(
+        "Attempt deadline (seconds)",
+        "Wall-clock limit of one HTTP attempt: connect, headers and the whole body.",
+        {"type": ["number", "null"], "default": 120},
     ),
 }
 

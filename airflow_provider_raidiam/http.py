@@ -24,7 +24,23 @@ import tenacity
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_raidiam.boundary import AllowedOrigins, quote_untrusted
-from airflow_provider_raidiam.exceptions import ApiError, ConfigurationError, RedirectError, ResponseFormatError
+from airflow_provider_raidiam.exceptions import (
+    ApiError,
+    ConfigurationError,
+    RedirectError,
+    ResponseDeadlineError,
+    ResponseFormatError,
+)
+from airflow_provider_raidiam.limits import (
+    DeadlineHTTPSConnectionPool,
+    ResponseLimits,
+    attempt_within,
+    connect_within,
+    deadline_error,
+    read_body,
+)
+from airflow_provider_raidiam.server_text import interaction_id as valid_interaction_id
+from airflow_provider_raidiam.server_text import server_text
 
 log = logging.getLogger(__name__)
 
@@ -42,35 +58,63 @@ def is_transient_error(error: BaseException) -> bool:
 
 
 class SslContextAdapter(HTTPAdapter):
-    """An adapter whose connections all use one pre-built, verifying ``SSLContext``, to allowed origins only.
+    """An adapter whose connections all use one pre-built, verifying ``SSLContext``, to allowed origins only,
+    with bounded responses.
 
     requests would otherwise load ``verify``/``cert`` files into the context for every new connection
     (and take the CA from the environment); here the per-request TLS arguments are refused instead.
+    Every body is read whole but bounded by ``limits`` (size after decompression, deadline per attempt; see
+    :mod:`airflow_provider_raidiam.limits`), whatever ``stream`` the caller asked for.
 
     :param allowed: the origins this adapter connects to; any other URL is a :class:`ForeignHostError`
         raised before connecting.
+    :param limits: the bounds of every response.
     """
 
-    def __init__(self, ssl_context: ssl.SSLContext, pool_maxsize: int, allowed: AllowedOrigins) -> None:
+    def __init__(
+        self, ssl_context: ssl.SSLContext, pool_maxsize: int, allowed: AllowedOrigins, limits: ResponseLimits
+    ) -> None:
         self._ssl_context = ssl_context
         self.allowed = allowed
+        self._limits = limits
         super().__init__(pool_connections=8, pool_maxsize=pool_maxsize)
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        """Send ``request`` if its URL goes to an allowed origin; refuse any redirect it gets back."""
-        self.allowed.check(request.url or "")
-        if any((kwargs.get("proxies") or {}).values()):
-            raise ConfigurationError(
-                "Per-request proxies are not accepted: requests connect directly to the connection's hosts."
-            )
-        response = super().send(request, *args, **kwargs)
-        if response.is_redirect:
-            response.close()
-            raise redirect_error(response)
-        return response
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block, ssl_context=self._ssl_context, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            **self.poolmanager.pool_classes_by_scheme,
+            "https": DeadlineHTTPSConnectionPool,
+        }
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        """Send ``request`` if its URL goes to an allowed origin; refuse any redirect it gets back; read the
+        body within the limits."""
+        self.allowed.check(request.url or "")
+        if any((proxies or {}).values()):
+            raise ConfigurationError(
+                "Per-request proxies are not accepted: requests connect directly to the connection's hosts."
+            )
+        deadline = self._limits.start_attempt()
+        with attempt_within(deadline):
+            try:
+                response = super().send(request, True, connect_within(timeout, deadline), verify, cert, proxies)
+                if response.is_redirect:
+                    response.close()
+                    raise redirect_error(response)
+                response._content = read_body(response, self._limits.max_bytes, deadline)
+            except requests.RequestException as error:
+                if deadline.expired() and not isinstance(error, ResponseDeadlineError):
+                    raise deadline_error(request, deadline) from error
+                raise
+        return response
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
@@ -93,13 +137,16 @@ def _refuse_per_request_tls(verify: Any, cert: Any) -> None:
         )
 
 
-def new_session(ssl_context: ssl.SSLContext, pool_maxsize: int, allowed: AllowedOrigins) -> requests.Session:
+def new_session(
+    ssl_context: ssl.SSLContext, pool_maxsize: int, allowed: AllowedOrigins, limits: ResponseLimits | None = None
+) -> requests.Session:
     """A keep-alive session that speaks only HTTPS through ``ssl_context``, only to ``allowed`` origins,
-    follows no redirect and ignores the environment."""
+    follows no redirect, reads every response within ``limits`` (default :class:`ResponseLimits`) and
+    ignores the environment."""
     session = requests.Session()
     session.trust_env = False
     session.max_redirects = 0
-    session.mount("https://", SslContextAdapter(ssl_context, pool_maxsize, allowed))
+    session.mount("https://", SslContextAdapter(ssl_context, pool_maxsize, allowed, limits or ResponseLimits()))
     session.mount("http://", _PlainHttpRefused())
     return session
 
@@ -236,10 +283,19 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+MAX_ERRORS_SHOWN = 5
+"""Entries of a Raidiam ``errors`` list kept in an :class:`ApiError`."""
+
+
 def transport_error(method: str, url: str, error: requests.RequestException, interaction_id: str) -> ApiError:
-    """An :class:`ApiError` for a call that got no usable response, even after retries."""
+    """An :class:`ApiError` for a call that got no usable response, even after retries.
+
+    A :class:`ResponseDeadlineError` is returned as it is: it already says what happened and what to change.
+    """
+    if isinstance(error, ResponseDeadlineError):
+        return error
     return ApiError(
-        f"{method} {url} failed: {type(error).__name__}: {str(error)[:300]}. Check network access to the "
+        f"{method} {url} failed: {type(error).__name__}: {server_text(error)}. Check network access to the "
         f"server. ({INTERACTION_HEADER}={interaction_id})",
         interaction_id=interaction_id,
         url=url,
@@ -251,33 +307,40 @@ def parse_json(response: requests.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        kind = response.headers.get("Content-Type", "no content type")
+        kind = server_text(response.headers.get("Content-Type", "no content type"), 100)
         raise ResponseFormatError(
             f"{response.request.method} {response.url} returned a body that is not valid JSON ({kind}, "
             f"{len(response.content)} bytes): the response was truncated or is not from the Directory API.",
             status=response.status_code,
-            interaction_id=response.headers.get(INTERACTION_HEADER),
+            interaction_id=valid_interaction_id(response.headers.get(INTERACTION_HEADER), None),
             url=response.url,
         ) from None
 
 
 def api_error(response: requests.Response, interaction_id: str) -> ApiError:
-    """An :class:`ApiError` for an error response, with Raidiam's ``errors`` list when present."""
+    """An :class:`ApiError` for an error response, with Raidiam's ``errors`` list when present.
+
+    Everything taken from the response (``errors`` entries, reason phrase, ``WWW-Authenticate``) is bounded
+    and escaped (:func:`server_text`); a malformed ``x-fapi-interaction-id`` is replaced by the one we sent.
+    """
     errors: list[str] = []
     try:
         body = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("errors"), list):
-        errors = [str(item) for item in body["errors"]]
-    detail = "; ".join(errors) or response.reason or "no error body"
-    authenticate = response.headers.get("WWW-Authenticate", "")
+        items = body["errors"]
+        errors = [server_text(item) for item in items[:MAX_ERRORS_SHOWN]]
+        if len(items) > MAX_ERRORS_SHOWN:
+            errors.append(f"... {len(items) - MAX_ERRORS_SHOWN} more errors not shown")
+    detail = "; ".join(errors) or (server_text(response.reason, 100) if response.reason else "no error body")
+    authenticate = response.headers.get("WWW-Authenticate")
     hint = ""
     if response.status_code == 401:
         hint = (
             " The token was refused even after renewal: check that the API is called with the same "
             "transport certificate as the token request, and the server's WWW-Authenticate: "
-            f"{authenticate or '(none)'}."
+            f"{server_text(authenticate) if authenticate else '(none)'}."
         )
     elif response.status_code == 403:
         hint = " The client's scope or roles do not allow this call (request scope directory:software)."
@@ -285,7 +348,7 @@ def api_error(response: requests.Response, interaction_id: str) -> ApiError:
         hint = " Check the endpoint path and the ids in it."
     elif response.status_code in (429, 500, 502, 503, 504):
         hint = " The server kept failing after the retries; run the task again later."
-    server_id = response.headers.get(INTERACTION_HEADER, interaction_id)
+    server_id = valid_interaction_id(response.headers.get(INTERACTION_HEADER), interaction_id)
     return ApiError(
         f"{response.request.method} {response.url} -> HTTP {response.status_code}: {detail}.{hint} "
         f"({INTERACTION_HEADER}={server_id})",

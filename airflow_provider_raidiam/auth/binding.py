@@ -7,6 +7,7 @@ import json
 from jwt.utils import base64url_decode
 
 from airflow_provider_raidiam.exceptions import BindingError
+from airflow_provider_raidiam.server_text import server_text
 
 
 def token_claims(access_token: str) -> dict[str, object] | None:
@@ -46,15 +47,16 @@ def check_token_binding(access_token: str, certificate_thumbprint: str | None) -
 
     Opaque tokens and JWTs without ``cnf.x5t#S256`` pass: there is nothing to compare.
     """
-    bound_to = bound_certificate(access_token)
-    if bound_to is None:
+    claimed = bound_certificate(access_token)
+    if claimed is None:
         return
+    bound_to = server_text(claimed, 64)
     if certificate_thumbprint is None:
         raise BindingError(
             f"The access token is bound to a certificate (cnf.x5t#S256={bound_to}) but this connection has "
             "no transport certificate: set transport_cert and transport_key so API calls present it."
         )
-    if bound_to != certificate_thumbprint:
+    if claimed != certificate_thumbprint:
         raise BindingError(
             f"The access token is bound to certificate x5t#S256={bound_to}, but this connection's "
             f"transport certificate has x5t#S256={certificate_thumbprint}. The token was issued over a "

@@ -19,12 +19,15 @@ import requests
 from airflow_provider_raidiam.auth.binding import check_token_binding, token_claims
 from airflow_provider_raidiam.auth.client_auth import ClientAuth
 from airflow_provider_raidiam.boundary import quote_untrusted
-from airflow_provider_raidiam.exceptions import RedirectError, TokenError
+from airflow_provider_raidiam.exceptions import RedirectError, ResponseDeadlineError, TokenError
 from airflow_provider_raidiam.http import RETRY_STATUSES, RetryPolicy
+from airflow_provider_raidiam.server_text import server_text
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LIFETIME = 300.0
+MAX_LIFETIME = 86400.0
+"""A token is renewed after one day at the latest, whatever ``expires_in`` or ``exp`` say."""
 MAX_RENEWAL_MARGIN = 60.0
 _TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 
@@ -159,6 +162,8 @@ class TokenClient:
                 "token endpoint.",
                 status=error.status,
             ) from None
+        except ResponseDeadlineError:
+            raise
         except requests.RequestException as error:
             raise TokenError(
                 f"Could not reach the token endpoint {self.token_endpoint}: {type(error).__name__}. Check "
@@ -173,7 +178,7 @@ class TokenClient:
         if not isinstance(value, str) or not value or token_type != "bearer":  # noqa: S105
             raise TokenError(
                 f"The token endpoint {self.token_endpoint} returned an unusable token "
-                f"(token_type {body.get('token_type')!r}); expected a Bearer access token.",
+                f"(token_type '{server_text(body.get('token_type'), 40)}'); expected a Bearer access token.",
                 status=response.status_code,
             )
         self._on_new_token(value)
@@ -181,10 +186,10 @@ class TokenClient:
         lifetime = _lifetime(body, value)
         margin = min(MAX_RENEWAL_MARGIN, lifetime / 5)
         log.info(
-            "Obtained an access token for client %s (%s, scope %r, expires in %.0fs) in %.0f ms",
+            "Obtained an access token for client %s (%s, scope '%s', expires in %.0fs) in %.0f ms",
             self._client_auth.client_id,
             self._client_auth.method.value,
-            body.get("scope", self._scope),
+            server_text(body.get("scope", self._scope)),
             lifetime,
             (time.monotonic() - started) * 1000,
         )
@@ -196,13 +201,11 @@ class TokenClient:
         )
 
     def _error(self, response: requests.Response, body: dict[str, object]) -> TokenError:
-        error = body.get("error") if isinstance(body.get("error"), str) else None
-        description = body.get("error_description") if isinstance(body.get("error_description"), str) else None
-        hint = self._client_auth.failure_hint(
-            str(error) if error else None, issuer=self._issuer, token_endpoint=self.token_endpoint
-        )
+        error = server_text(body["error"], 100) if isinstance(body.get("error"), str) else None
+        description = server_text(body["error_description"]) if isinstance(body.get("error_description"), str) else None
+        hint = self._client_auth.failure_hint(error, issuer=self._issuer, token_endpoint=self.token_endpoint)
         if error:
-            detail = f"{error}: {description}" if description else str(error)
+            detail = f"{error}: {description}" if description else error
         elif response.status_code == 200:
             detail = "HTTP 200 but the body holds no access_token (is the URL really a token endpoint?)"
         else:
@@ -210,8 +213,8 @@ class TokenClient:
         return TokenError(
             f"The token endpoint {self.token_endpoint} refused client {self._client_auth.client_id!r} "
             f"({self._client_auth.method.value}): {detail}. {hint}",
-            error=str(error) if error else None,
-            error_description=str(description) if description else None,
+            error=error,
+            error_description=description,
             status=response.status_code,
         )
 
@@ -231,7 +234,7 @@ def _json_object(response: requests.Response) -> dict[str, object]:
 
 
 def _lifetime(body: dict[str, object], access_token: str) -> float:
-    """Seconds the token lives: ``expires_in``, never beyond a JWT token's own ``exp``."""
+    """Seconds the token lives: ``expires_in``, never beyond a JWT token's own ``exp`` nor :data:`MAX_LIFETIME`."""
     try:
         lifetime = float(body.get("expires_in"))  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -241,4 +244,4 @@ def _lifetime(body: dict[str, object], access_token: str) -> float:
     expiry = (token_claims(access_token) or {}).get("exp")
     if isinstance(expiry, (int, float)) and float(expiry) > time.time():  # past exp: clock skew, ignore
         lifetime = min(lifetime, float(expiry) - time.time())
-    return lifetime
+    return min(lifetime, MAX_LIFETIME)

@@ -9,7 +9,8 @@ host it was not configured for, and must survive whatever a server answers. Test
   trusts it exactly as it trusts the real sandbox;
 * it asks for a client certificate (optional), so a client that would present its transport certificate
   does, and the certificate's ``x5t#S256`` thumbprint is recorded;
-* it records every TCP connection, TLS handshake, request line, header (incl. ``Authorization``) and body;
+* it records every TCP connection, TLS handshake, request line, header (incl. ``Authorization``) and body,
+  and how each answer went (:class:`Answer`: bytes sent, or the client hung up before the end);
 * it answers with a scripted :class:`Reply`: status, headers, body, and hostile behaviours (redirects,
   a body dripped slowly, a gzip bomb, a huge streamed body, raw bytes).
 
@@ -127,6 +128,19 @@ class Received:
         return self.target.partition("?")[0]
 
 
+@dataclass(frozen=True)
+class Answer:
+    """How the peer's answer to one request went: did the client take all of it?"""
+
+    request: int
+    """Index of the request in :attr:`HostilePeer.requests`."""
+    bytes_sent: int
+    """Bytes of the body (or of ``raw``) written before the answer ended."""
+    completed: bool
+    """``False`` when the client closed the connection (or the peer stopped) before the answer was complete."""
+    error: str | None = None
+
+
 # -- what the peer answers ----------------------------------------------------------------------------
 
 
@@ -201,6 +215,11 @@ class Reply:
         return cls(200, headers, chunks, close=not content_length)
 
     @classmethod
+    def drip_raw(cls, data: bytes, *, every: float = 1.0) -> Reply:
+        """``data`` written as is (status line and headers included), one byte every ``every`` seconds."""
+        return cls(raw=data, chunk_delay=every, close=True)
+
+    @classmethod
     def raw_bytes(cls, data: bytes) -> Reply:
         """``data`` written as is (no status line or headers added), then the connection closed."""
         return cls(raw=data, close=True)
@@ -251,6 +270,7 @@ class HostilePeer:
         self._lock = threading.Lock()
         self._connections: list[Connection] = []
         self._requests: list[Received] = []
+        self._answers: list[Answer] = []
         self._stopping = threading.Event()
         self._open_sockets: set[ssl.SSLSocket] = set()
         self._accepted: list[tuple[Any, ...]] = []
@@ -317,6 +337,7 @@ class HostilePeer:
         with self._lock:
             self._connections.clear()
             self._requests.clear()
+            self._answers.clear()
             self._accepted.clear()
 
     # -- evidence --
@@ -355,6 +376,19 @@ class HostilePeer:
         """Every HTTP request received so far, in arrival order."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def answers(self) -> list[Answer]:
+        """How each answer went (recorded when it ends), in the order the answers ended."""
+        with self._lock:
+            return list(self._answers)
+
+    def wait_for_answers(self, count: int, timeout: float = 60.0) -> list[Answer]:
+        """Wait until at least ``count`` answers ended (a dripping answer ends when the client hangs up)."""
+        deadline = time.monotonic() + timeout
+        while len(self.answers) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.answers
 
     @property
     def bearer_tokens(self) -> list[str]:
@@ -404,9 +438,14 @@ class HostilePeer:
         with self._lock:
             self._connections.append(connection)
 
-    def _record_request(self, request: Received) -> None:
+    def _record_request(self, request: Received) -> int:
         with self._lock:
             self._requests.append(request)
+            return len(self._requests) - 1
+
+    def _record_answer(self, answer: Answer) -> None:
+        with self._lock:
+            self._answers.append(answer)
 
     def _connection_number(self, client_address: tuple[Any, ...]) -> int:
         with self._lock:
@@ -523,19 +562,29 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body=body,
             client_certificate=self.client_certificate,
         )
-        peer._record_request(received)
+        index = peer._record_request(received)
         reply = peer._answer(received)
+        sent = [0]
         try:
-            self._write(reply, peer._stopping)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError):
+            completed = self._write(reply, peer._stopping, sent)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError) as error:
             self.close_connection = True
+            peer._record_answer(Answer(index, sent[0], completed=False, error=repr(error)))
+        else:
+            peer._record_answer(Answer(index, sent[0], completed=completed))
 
-    def _write(self, reply: Reply, stopping: threading.Event) -> None:
+    def _write(self, reply: Reply, stopping: threading.Event, sent: list[int]) -> bool:
+        """Write ``reply``, counting body bytes in ``sent[0]``; ``False`` if the peer stopped first."""
         if reply.raw is not None:
-            self.wfile.write(reply.raw)
-            self.wfile.flush()
             self.close_connection = True
-            return
+            step = 1 if reply.chunk_delay else len(reply.raw)
+            for start in range(0, len(reply.raw), step):
+                if start and reply.chunk_delay and stopping.wait(reply.chunk_delay):
+                    return False
+                self.wfile.write(reply.raw[start : start + step])
+                self.wfile.flush()
+                sent[0] += len(reply.raw[start : start + step])
+            return True
         self.send_response_only(reply.status)
         headers = dict(reply.headers)
         if isinstance(reply.body, bytes) and not any(k.lower() == "content-length" for k in headers):
@@ -547,13 +596,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         if self.command == "HEAD":
-            return
+            return True
         chunks: Iterable[bytes] = [reply.body] if isinstance(reply.body, bytes) else reply.body()
         for index, chunk in enumerate(chunks):
             if index and reply.chunk_delay and stopping.wait(reply.chunk_delay):
                 self.close_connection = True
-                return
+                return False
             self.wfile.write(chunk)
             self.wfile.flush()
+            sent[0] += len(chunk)
+        return True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve

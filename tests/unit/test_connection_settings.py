@@ -16,6 +16,7 @@ from airflow_provider_raidiam.connection import (
     RaidiamSettings,
 )
 from airflow_provider_raidiam.exceptions import ConfigurationError, RaidiamError
+from airflow_provider_raidiam.limits import ResponseLimits
 
 CERT = "/etc/raidiam/transport.pem"
 KEY = "/etc/raidiam/transport.key"
@@ -54,6 +55,9 @@ def test_defaults_of_a_minimal_tls_client_auth_connection() -> None:
     assert result.ca_bundle is None
     assert result.key_passphrase is None
     assert result.uses_mtls is True
+    assert result.max_response_bytes == 64 * 1024 * 1024
+    assert result.attempt_deadline == 120.0
+    assert result.response_limits == ResponseLimits(max_bytes=64 * 1024 * 1024, attempt_deadline=120.0)
 
 
 def test_bare_hostname_becomes_https_and_trailing_slash_is_dropped() -> None:
@@ -255,7 +259,7 @@ def test_only_one_of_certificate_and_key_names_the_missing_one(given: str, missi
     assert f"set {missing} too" in message
 
 
-@pytest.mark.parametrize("name", ["timeout", "page_size", "max_workers"])
+@pytest.mark.parametrize("name", ["timeout", "page_size", "max_workers", "max_response_bytes", "attempt_deadline"])
 @pytest.mark.parametrize("value", ["abc", "10s", [], {"a": 1}])
 def test_non_numbers_are_refused(name: str, value: Any) -> None:
     message = refused(**{name: value}, **MTLS)
@@ -263,7 +267,7 @@ def test_non_numbers_are_refused(name: str, value: Any) -> None:
     assert f"Connection extra {name!r} must be a number" in message
 
 
-@pytest.mark.parametrize("name", ["timeout", "page_size", "max_workers"])
+@pytest.mark.parametrize("name", ["timeout", "page_size", "max_workers", "max_response_bytes", "attempt_deadline"])
 @pytest.mark.parametrize("value", [0, "0", -1, "-2.5"])
 def test_zero_and_negative_numbers_are_refused(name: str, value: Any) -> None:
     message = refused(**{name: value}, **MTLS)
@@ -279,7 +283,7 @@ def test_non_string_text_extras_are_refused(name: str) -> None:
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "1e400"])
-@pytest.mark.parametrize("name", ["page_size", "max_workers"])
+@pytest.mark.parametrize("name", ["page_size", "max_workers", "max_response_bytes"])
 def test_non_finite_integer_extras_raise_configuration_error(name: str, value: str) -> None:
     refused(**{name: value}, **MTLS)
 
@@ -287,6 +291,27 @@ def test_non_finite_integer_extras_raise_configuration_error(name: str, value: s
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_non_finite_timeout_is_refused(value: str) -> None:
     refused(timeout=value, **MTLS)
+
+
+def test_response_limits_come_from_the_extras() -> None:
+    result = settings(max_response_bytes="200000000", attempt_deadline=45.5, **MTLS)
+
+    assert result.response_limits == ResponseLimits(max_bytes=200_000_000, attempt_deadline=45.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "bounds"),
+    [
+        ("max_response_bytes", 1023, "between 1,024 and 1,073,741,824"),
+        ("max_response_bytes", 2**31, "between 1,024 and 1,073,741,824"),
+        ("attempt_deadline", 0.5, "between 1 and 3,600"),
+        ("attempt_deadline", 86400, "between 1 and 3,600"),
+    ],
+)
+def test_response_limits_out_of_bounds_are_refused(name: str, value: int, bounds: str) -> None:
+    message = refused(**{name: value}, **MTLS)
+
+    assert f"Connection extra {name!r} must be {bounds}, got {value!r}" in message
 
 
 @pytest.mark.parametrize("name", ["page_size", "max_workers"])

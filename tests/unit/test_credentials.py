@@ -6,14 +6,18 @@ import base64
 import hashlib
 import logging
 import os
+import signal
 import ssl
 import stat
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from airflow_provider_raidiam import credentials
@@ -26,7 +30,10 @@ from airflow_provider_raidiam.credentials import (
     read_material,
 )
 from airflow_provider_raidiam.exceptions import ConfigurationError, CredentialError
+from airflow_provider_raidiam.sandbox.constants import KEY_PASSPHRASE
 from airflow_provider_raidiam.sandbox.pki import TestPki
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def pem(path: Path) -> str:
@@ -411,6 +418,7 @@ def loaded_files(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
                 "dir_mode": stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode),
                 "content": Path(path).read_bytes(),
             }
+        entry["password"] = password
         seen.append(entry)
         original(self, certfile, keyfile, password)
 
@@ -469,6 +477,93 @@ def test_paths_only_write_no_temporary_files(
 
     assert list(loaded_files[0]["files"]) == [str(pki.cert("tls-client")), str(pki.key("tls-client"))]
     assert list(private_tempdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain-key", "encrypted-key"])
+def test_key_text_is_written_encrypted_under_a_one_time_passphrase(
+    pki: TestPki, private_tempdir: Path, loaded_files: list[dict[str, Any]], encrypted: bool
+) -> None:
+    key_file, passphrase = (pki.encrypted_key, KEY_PASSPHRASE) if encrypted else (pki.key("tls-client"), None)
+    original = serialization.load_pem_private_key(pki.key("tls-client").read_bytes(), None)
+    original_der = original.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    for _build in range(2):
+        build_tls_material(
+            ca_bundle=None,
+            transport_cert=pem(pki.cert("tls-client")),
+            transport_key=pem(key_file),
+            passphrase=passphrase,
+        )
+
+    passwords = []
+    for loaded in loaded_files:
+        key_path = next(path for path in loaded["files"] if path.endswith("transport_key.pem"))
+        on_disk: bytes = loaded["files"][key_path]["content"]
+        password = loaded["password"]
+        passwords.append(password)
+        assert on_disk.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        assert base64.b64encode(original_der)[:64] not in on_disk.replace(b"\n", b"")
+        for line in pem(pki.key("tls-client")).splitlines()[1:-1]:
+            assert line.encode() not in on_disk
+        with pytest.raises(TypeError, match="encrypted"):
+            serialization.load_pem_private_key(on_disk, None)
+        with pytest.raises(ValueError, match="password"):
+            serialization.load_pem_private_key(on_disk, KEY_PASSPHRASE.encode())  # not the user's passphrase
+        reloaded = serialization.load_pem_private_key(on_disk, password.encode())
+        assert reloaded.private_numbers() == original.private_numbers()  # type: ignore[union-attr]
+    assert len(set(passwords)) == 2, "a new passphrase every time"
+    assert passphrase not in passwords
+    assert list(private_tempdir.iterdir()) == []
+
+
+LOAD_AND_STALL = """
+import os, ssl, sys, time
+from airflow_provider_raidiam.credentials import build_tls_material
+
+def stall(self, certfile, keyfile=None, password=None):
+    print(certfile, keyfile, sep="\\n", flush=True)
+    time.sleep(600)  # killed long before
+
+ssl.SSLContext.load_cert_chain = stall
+build_tls_material(
+    ca_bundle=None, transport_cert=os.environ["CERT_PEM"], transport_key=os.environ["KEY_PEM"], passphrase=None
+)
+"""
+
+
+def test_key_file_left_by_a_killed_worker_is_useless(pki: TestPki, tmp_path: Path) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    environment = {
+        **os.environ,
+        "TMPDIR": str(temporary),
+        "CERT_PEM": pem(pki.cert("tls-client")),
+        "KEY_PEM": pem(pki.key("tls-client")),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-c", LOAD_AND_STALL], env=environment, stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        assert worker.stdout is not None
+        cert_path, key_path = worker.stdout.readline().strip(), worker.stdout.readline().strip()
+    finally:
+        worker.send_signal(signal.SIGKILL)  # no chance to clean up
+        worker.wait(timeout=60)
+    assert worker.returncode == -signal.SIGKILL
+
+    leftover = Path(key_path)
+    assert leftover.is_relative_to(temporary)
+    assert leftover.exists(), "SIGKILL leaves the file behind"
+    on_disk = leftover.read_bytes()
+    assert on_disk.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    for line in pem(pki.key("tls-client")).splitlines()[1:-1]:
+        assert line.encode() not in on_disk
+    with pytest.raises(TypeError, match="encrypted"):
+        serialization.load_pem_private_key(on_disk, None)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with pytest.raises(ssl.SSLError):
+        context.load_cert_chain(cert_path, key_path, password="guessed")
 
 
 def test_temporary_files_are_removed_when_openssl_fails(

@@ -141,6 +141,46 @@ def test_unusable_expires_in_falls_back_to_default(
     assert len(posts(mocked)) == 1
 
 
+@pytest.mark.parametrize("expires_in", [1e308, "1e308", 10**12, 2 * 86400])
+def test_a_huge_expires_in_is_capped_at_one_day(
+    make_client: Callable[..., TokenClient],
+    kit: Any,
+    mocked: responses.RequestsMock,
+    clock: list[float],
+    expires_in: Any,
+) -> None:
+    mocked.add(responses.POST, ENDPOINT, json=kit.token_body("tok-A", expires_in=expires_in))
+    mocked.add(responses.POST, ENDPOINT, json=kit.token_body("tok-B"))
+    client = make_client()
+    renew_after = token_module.MAX_LIFETIME - token_module.MAX_RENEWAL_MARGIN
+    assert renew_after == 86400 - 60
+
+    assert client.get() == "tok-A"
+    clock[0] = 1000.0 + renew_after - 1
+    assert client.get() == "tok-A"
+    clock[0] = 1000.0 + renew_after + 1
+    assert client.get() == "tok-B", "renewed after a day, not kept for the life of the process"
+    assert len(posts(mocked)) == 2
+
+
+def test_an_earlier_jwt_exp_wins_over_expires_in(
+    make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now, wall = [1000.0], 2_000_000_000.0
+    monkeypatch.setattr(token_module, "time", SimpleNamespace(monotonic=lambda: now[0], time=lambda: wall))
+    token = jwt.encode({"exp": int(wall) + 300}, "k" * 32, algorithm="HS256")
+    mocked.add(responses.POST, ENDPOINT, json=kit.token_body(token, expires_in=1e308))
+    mocked.add(responses.POST, ENDPOINT, json=kit.token_body("tok-B"))
+    client = make_client()
+
+    assert client.get() == token
+    now[0] = 1000.0 + 300 - 60 - 1  # the token's own exp, less the renewal margin
+    assert client.get() == token
+    now[0] = 1000.0 + 300 - 60 + 1
+    assert client.get() == "tok-B"
+    assert len(posts(mocked)) == 2
+
+
 def test_invalidate_drops_only_the_current_token(
     make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock
 ) -> None:
