@@ -247,8 +247,15 @@ class RaidiamClient:
         return parse_json(self.request("GET", endpoint, params=params))
 
     def get_public_json(self, url: str) -> Any:
-        """GET a public URL (no token, no client certificate), e.g. the participants list."""
+        """GET a public URL (no token, no client certificate), e.g. the participants list.
+
+        Only the discovery and ``participants_url`` hosts are reachable, plus those :meth:`allow_public` adds.
+        """
         return self.public.get_public_json(url)
+
+    def allow_public(self, url: str) -> None:
+        """Let the public session (which sends no token and no certificate) also reach ``url``'s host."""
+        self.public.allowed.allow(url)
 
     def paginate(
         self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None

@@ -98,6 +98,8 @@ class RaidiamHook(BaseHook):
         """Read several tables at once, sharing the API calls they have in common."""
         from airflow_provider_raidiam.directory.catalogue import read_tables
 
+        if filters.get("participants_url"):
+            self.client.allow_public(filters["participants_url"])
         filters.setdefault("participants_url", self.settings.participants_url)
         frames: dict[str, pd.DataFrame] = read_tables(self.client, tables, **filters)
         return frames

@@ -225,8 +225,8 @@ class RaidiamParticipantsOperator(_TablesOperator):
                         f"No participants URL: set participants_url on the operator or on connection "
                         f"{self.raidiam_conn_id!r}."
                     )
-                if self.participants_url is not None:  # the DAG's own choice; the public session sends no secret
-                    hook.client.public.allowed.allow(url)
+                if self.participants_url is not None:
+                    hook.client.allow_public(self.participants_url)
                 frames = read_participant_tables(hook.client, url, tables)
         else:
             if self.participants_url is None:

@@ -29,6 +29,7 @@ from airflow_provider_raidiam.exceptions import (
     BindingError,
     ConfigurationError,
     DiscoveryError,
+    ForeignHostError,
     PaginationError,
     RedirectError,
     ResponseFormatError,
@@ -204,6 +205,19 @@ def test_public_request_sends_no_token(
     assert "Authorization" not in sent.headers
     assert INTERACTION_HEADER in sent.headers
     assert len(mocked.calls) == 1  # no discovery, no token
+
+
+def test_public_session_reaches_only_configured_or_explicitly_allowed_hosts(
+    client: RaidiamClient, mocked: responses.RequestsMock
+) -> None:
+    url = "https://data.example.test/participants"
+    mocked.add(responses.GET, url, json=[])
+
+    with pytest.raises(ForeignHostError, match="the public session"):
+        client.get_public_json(url)
+    assert len(mocked.calls) == 0
+    client.allow_public(url)
+    assert client.get_public_json(url) == []
 
 
 def test_unsupported_auth_method_is_reported(client: RaidiamClient, mocked: responses.RequestsMock, kit: Any) -> None:
