@@ -16,7 +16,7 @@ from support.hostile_peer import HostilePeer, Received, Reply
 from airflow_provider_raidiam.client import RaidiamClient
 from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.exceptions import (
-    ConfigurationError,
+    ApiError,
     DiscoveryError,
     ForeignHostError,
     RedirectError,
@@ -118,13 +118,13 @@ def test_url_parser_tricks_never_reach_another_host(
     client.access_token()
 
     if outcome == "refused":
-        with pytest.raises(ConfigurationError) as caught:
+        with pytest.raises(ForeignHostError) as caught:
             client.get_json(url, {"page": 0, "size": 1})
         assert "pass" not in str(caught.value)
     elif outcome == "directory":
         assert client.get_json(url, {"page": 0, "size": 1})["content"]
     else:
-        with pytest.raises(Exception, match="404"):
+        with pytest.raises(ApiError, match="HTTP 404"):
             client.get_json(url)
 
     for peer in (evil_peer, evil_port_peer, v6_peer):
