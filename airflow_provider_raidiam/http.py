@@ -146,8 +146,9 @@ def new_session(
     session = requests.Session()
     session.trust_env = False
     session.max_redirects = 0
-    session.mount("https://", SslContextAdapter(ssl_context, pool_maxsize, allowed, limits or ResponseLimits()))
-    session.mount("http://", _PlainHttpRefused())
+    adapter = SslContextAdapter(ssl_context, pool_maxsize, allowed, limits or ResponseLimits())
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)  # replaces requests' plain adapter: its allow-list refuses http://
     return session
 
 
@@ -170,11 +171,6 @@ def redirect_error(response: requests.Response) -> RedirectError:
         status=response.status_code,
         url=response.url,
     )
-
-
-class _PlainHttpRefused(HTTPAdapter):
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        raise ConfigurationError(f"Refusing plain-HTTP URL {request.url}: Raidiam endpoints are https:// only.")
 
 
 @dataclass(frozen=True)

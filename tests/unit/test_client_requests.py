@@ -661,7 +661,7 @@ def test_sessions_refuse_per_request_tls_arguments(client: RaidiamClient, kwargs
 
 def test_sessions_refuse_plain_http(client: RaidiamClient) -> None:
     for session in (client.mtls_session, client.public.session):
-        with pytest.raises(ConfigurationError, match="Refusing plain-HTTP URL"):
+        with pytest.raises(ConfigurationError, match="Raidiam endpoints are https:// only"):
             session.get("http://127.0.0.1:1/", timeout=2)
 
 
