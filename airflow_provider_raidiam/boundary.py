@@ -9,6 +9,7 @@ where the connection goes. Redirects are never followed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import threading
@@ -64,6 +65,7 @@ class Origin:
         return f"{self.scheme}://{host}:{self.port}"
 
 
+@functools.lru_cache(maxsize=256)  # a handful of hosts; ipaddress's failure path is slow
 def _normal_host(host: str) -> str:
     bare = host.lower().removeprefix("[").removesuffix("]")
     try:
