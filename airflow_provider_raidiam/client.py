@@ -205,15 +205,14 @@ class RaidiamClient:
         sent_headers = {"Accept": "application/json", INTERACTION_HEADER: str(uuid.uuid4())}
         sent_headers.update(headers or {})
         kwargs.setdefault("timeout", self.settings.timeout)
+        kwargs["allow_redirects"] = False  # the adapter refuses redirects anyway
 
         self._calls.add()
 
         def send_once() -> requests.Response:
             self._attempts.add()
             sent_headers["Authorization"] = f"Bearer {self.access_token()}"
-            return self.mtls_session.request(
-                method, url, params=params, headers=sent_headers, allow_redirects=False, **kwargs
-            )
+            return self.mtls_session.request(method, url, params=params, headers=sent_headers, **kwargs)
 
         def send() -> requests.Response:
             if method in IDEMPOTENT_METHODS:

@@ -679,6 +679,18 @@ def test_redirect_to_plain_http_is_refused(client: RaidiamClient, api: responses
     assert len(api_calls(api, kit)) == 1
 
 
+def test_asking_to_follow_redirects_changes_nothing(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any
+) -> None:
+    api.add(responses.GET, kit.API_BASE + "/x", status=307, headers={"Location": kit.API_BASE + "/y"})
+    api.add(responses.GET, kit.API_BASE + "/y", json={})
+
+    with pytest.raises(RedirectError):
+        client.request("GET", "/x", allow_redirects=True)
+
+    assert [call.url for call in api_calls(api, kit)] == [kit.API_BASE + "/x"]
+
+
 def test_requests_ca_bundle_env_var_is_ignored(
     client: RaidiamClient, api: responses.RequestsMock, kit: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
