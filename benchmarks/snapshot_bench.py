@@ -130,6 +130,11 @@ def url_of(base: str, path: str, query: Mapping[str, Any]) -> str:
 # ---- memory helpers (used in the children) -------------------------------------------------------
 
 
+def repo_relative(path: Path) -> str:
+    """``path`` relative to the repository, so that the results do not record this machine's paths."""
+    return os.path.relpath(path.resolve(), ROOT)
+
+
 def rss_mb() -> float:
     """Current resident set size in MiB (Linux ``/proc``; 0 when unavailable)."""
     with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/self/statm", encoding="ascii") as fh:
@@ -175,7 +180,7 @@ def run_provider(spec: dict[str, Any]) -> dict[str, Any]:
         "rss_peak_mb": peak_rss_mb(),
         "rows": {name: len(frame) for name, frame in frames.items()},
         "tables_mb": frames_mb(frames),
-        "package": str(Path(airflow_provider_raidiam.__file__).parent),
+        "package": repo_relative(Path(airflow_provider_raidiam.__file__).parent),
     }
 
 
@@ -334,8 +339,8 @@ def run_build(spec: dict[str, Any]) -> dict[str, Any]:
     import pyarrow
 
     from airflow_provider_raidiam.directory.catalogue import read_tables
-    from airflow_provider_raidiam.sandbox.dataset import build_dataset
-    from airflow_provider_raidiam.sandbox.directory_api import ROUTES, Router, View
+    from raidiam_sandbox.dataset import build_dataset
+    from raidiam_sandbox.directory_api import ROUTES, Router, View
 
     dataset = build_dataset(spec["seed"], spec["organisations"])
     view, router = View(dataset, 100), Router(ROUTES)
@@ -506,7 +511,7 @@ class Bench:
         line = next(x for x in reversed(proc.stdout.splitlines()) if x.startswith("RESULT "))
         result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
         result["process_s"] = process_s
-        from airflow_provider_raidiam.sandbox.runner import counters_since
+        from raidiam_sandbox.runner import counters_since
 
         result["server"] = counters_since(before, after)
         server = result["server"]
@@ -768,9 +773,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child_main(args.child)
 
-    from airflow_provider_raidiam.sandbox import Sandbox
-    from airflow_provider_raidiam.sandbox.constants import SCOPES, TLS_CLIENT_ID
-    from airflow_provider_raidiam.sandbox.dataset import build_dataset
+    from raidiam_sandbox import Sandbox
+    from raidiam_sandbox.constants import SCOPES, TLS_CLIENT_ID
+    from raidiam_sandbox.dataset import build_dataset
 
     tables = snapshot_tables()
     workdir = Path(tempfile.mkdtemp(prefix="raidiam-bench-"))
@@ -863,7 +868,7 @@ def main(argv: list[str] | None = None) -> int:
         "handwritten_repeat": 0 if args.skip_handwritten else args.handwritten_repeat,
         "build_repeat": args.build_repeat,
         "tables": tables,
-        "provider_variants": dict(args.provider_paths),
+        "provider_variants": {name: repo_relative(Path(path)) for name, path in args.provider_paths.items()},
         "plan": {"requests": plan.requests, "by_route": plan.by_route},
         "environment": {
             "python": platform.python_version(),

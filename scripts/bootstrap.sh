@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create (or refresh) .venv with the pinned toolchain and the provider installed in editable mode.
+# Create (or refresh) .venv with the pinned toolchain, the provider and the sandbox (sandbox/) installed in
+# editable mode.
 # Idempotent: does nothing when .venv already matches pyproject.toml and requirements/constraints.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,13 +10,16 @@ python_bin=${PYTHON:-python3}
 import sys
 sys.exit(0 if sys.version_info >= (3, 11) else 1)
 PY
+# The one statement of the Node.js version the sandbox needs: engines.node (">=N...") of its package.json.
+authserver_package=sandbox/raidiam_sandbox/authserver/package.json
+node_min=$("$python_bin" -c 'import json, re, sys; print(re.match(r">=\s*(\d+)", json.load(open(sys.argv[1]))["engines"]["node"]).group(1))' "$authserver_package")
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20 ]; then
-  echo "Node.js 20+ is required for the sandbox's authorisation server (found: ${node_major})." >&2
+if [ "$node_major" -lt "$node_min" ]; then
+  echo "Node.js ${node_min}+ is required for the sandbox's authorisation server (found: ${node_major})." >&2
   exit 1
 fi
 
-stamp=$(cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-16)
+stamp=$(cat pyproject.toml sandbox/pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-16)
 if [ -x .venv/bin/python ] && [ "$(cat .venv/.stamp 2>/dev/null)" = "$stamp" ]; then
   exit 0
 fi
@@ -23,6 +27,6 @@ echo "Setting up .venv (Airflow, pandas, test tools) ..."
 "$python_bin" -m venv .venv
 # (grep drops this machine's notes about absent local package mirrors; real errors still show)
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-  --constraint requirements/constraints.txt --editable ".[test,docs]" \
+  --constraint requirements/constraints.txt --editable ".[test,docs]" --editable ./sandbox \
   2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 echo "$stamp" > .venv/.stamp

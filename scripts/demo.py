@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from airflow_provider_raidiam.sandbox import Sandbox
+from raidiam_sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 DAG_ID = "raidiam_directory_snapshot"

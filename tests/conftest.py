@@ -7,6 +7,7 @@ at import time.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,11 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
 os.environ.pop("AIRFLOW_CONN_RAIDIAM_DEFAULT", None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the temporary Airflow home (its processes are gone by now)."""
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

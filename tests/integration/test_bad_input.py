@@ -53,8 +53,8 @@ from airflow_provider_raidiam.exceptions import (
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from airflow_provider_raidiam.http import RetryPolicy
 from airflow_provider_raidiam.operators.directory import RaidiamDirectoryOperator
-from airflow_provider_raidiam.sandbox import Sandbox
-from airflow_provider_raidiam.sandbox.constants import KEY_PASSPHRASE
+from raidiam_sandbox import Sandbox
+from raidiam_sandbox.constants import KEY_PASSPHRASE
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from airflow_provider_raidiam.client import INTERACTION_HEADER, PublicClient, Ra
 from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.exceptions import ApiError, ResponseDeadlineError, ResponseTooLargeError
 from airflow_provider_raidiam.http import RetryPolicy
-from airflow_provider_raidiam.sandbox import Sandbox
+from raidiam_sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024

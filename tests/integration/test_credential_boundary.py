@@ -23,7 +23,7 @@ from airflow_provider_raidiam.exceptions import (
     TokenError,
 )
 from airflow_provider_raidiam.http import RetryPolicy
-from airflow_provider_raidiam.sandbox import Sandbox
+from raidiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 

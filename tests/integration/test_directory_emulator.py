@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from airflow_provider_raidiam.sandbox.dataset import build_dataset
+from raidiam_sandbox.dataset import build_dataset
 
 pytestmark = pytest.mark.integration
 
@@ -240,7 +240,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     }
     (d / "config.json").write_text(json.dumps(config))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_raidiam.sandbox.directory_api", "--config", str(d / "config.json")],
+        [sys.executable, "-m", "raidiam_sandbox.directory_api", "--config", str(d / "config.json")],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )

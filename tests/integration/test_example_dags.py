@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from ground_truth import TRUTH, assert_matches_truth
 
-from airflow_provider_raidiam.sandbox import Sandbox
+from raidiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 

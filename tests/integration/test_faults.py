@@ -39,7 +39,7 @@ from airflow_provider_raidiam.exceptions import ApiError, PaginationError, Token
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from airflow_provider_raidiam.http import RetryPolicy
 from airflow_provider_raidiam.operators.directory import RaidiamDirectoryOperator
-from airflow_provider_raidiam.sandbox import Sandbox
+from raidiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 

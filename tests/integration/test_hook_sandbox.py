@@ -18,7 +18,7 @@ from airflow_provider_raidiam.auth.binding import bound_certificate, check_token
 from airflow_provider_raidiam.auth.token_client import TOKEN_CACHE
 from airflow_provider_raidiam.exceptions import BindingError, DiscoveryError, TokenError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
-from airflow_provider_raidiam.sandbox import Sandbox
+from raidiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import jwt
 import pytest
 import requests
 
-from airflow_provider_raidiam.sandbox import Sandbox
-from airflow_provider_raidiam.sandbox.constants import (
+from raidiam_sandbox import Sandbox
+from raidiam_sandbox.constants import (
     DIRECTORY_AUDIENCE,
     OTHER_CLIENT_ID,
     PKJ_CLIENT_ID,

@@ -42,7 +42,7 @@ import requests
 from ground_truth import SNAPSHOT_TRUTH
 from processes import free_port, tail
 
-from airflow_provider_raidiam.sandbox import Sandbox
+from raidiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 

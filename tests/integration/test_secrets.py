@@ -41,8 +41,8 @@ from airflow_provider_raidiam.auth.client_auth import PrivateKeyJwt
 from airflow_provider_raidiam.auth.token_client import AccessToken, TokenClient
 from airflow_provider_raidiam.exceptions import ConfigurationError, DiscoveryError, RaidiamError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
-from airflow_provider_raidiam.sandbox import Sandbox
-from airflow_provider_raidiam.sandbox.constants import KEY_PASSPHRASE
+from raidiam_sandbox import Sandbox
+from raidiam_sandbox.constants import KEY_PASSPHRASE
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
-from airflow_provider_raidiam.sandbox import Sandbox
-from airflow_provider_raidiam.sandbox.runner import counters_since
+from raidiam_sandbox import Sandbox
+from raidiam_sandbox.runner import counters_since
 
 pytestmark = pytest.mark.integration
 

@@ -61,7 +61,7 @@ MAX_RECORDED_BODY = 1 << 20
 
 
 class CertificateAuthority(Protocol):
-    """What the peer needs from a test PKI (``TestPki`` of the sandbox has both)."""
+    """What the peer needs from a test PKI (``SandboxPki`` of the sandbox has both)."""
 
     @property
     def ca_cert(self) -> Path: ...

@@ -25,8 +25,8 @@ from airflow_provider_raidiam import discovery
 from airflow_provider_raidiam.auth import token_client
 from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.http import RetryPolicy
-from airflow_provider_raidiam.sandbox.constants import KEY_PASSPHRASE
-from airflow_provider_raidiam.sandbox.pki import TestPki
+from raidiam_sandbox.constants import KEY_PASSPHRASE
+from raidiam_sandbox.pki import SandboxPki
 
 ISSUER = "https://auth.example.test"
 DISCOVERY_URL = ISSUER + "/.well-known/openid-configuration"
@@ -116,13 +116,13 @@ def _leaf(ca_cert: x509.Certificate, ca_key: Any, key: Any, cn: str, not_after: 
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> SandboxPki:
     """The sandbox PKI: ``tls-client``, ``other-client``, ``expired-client``, signing keys, ..."""
-    return TestPki.generate(tmp_path_factory.mktemp("pki"))
+    return SandboxPki.generate(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="session")
-def extra_pki(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> ExtraPki:
+def extra_pki(pki: SandboxPki, tmp_path_factory: pytest.TempPathFactory) -> ExtraPki:
     """Edge-case certificates signed by the sandbox CA."""
     directory = tmp_path_factory.mktemp("extra-pki")
     ca_cert = pki.certificate("ca")
@@ -176,7 +176,7 @@ def mocked() -> Iterator[responses.RequestsMock]:
 
 
 @pytest.fixture
-def tls_settings(pki: TestPki) -> Callable[..., RaidiamSettings]:
+def tls_settings(pki: SandboxPki) -> Callable[..., RaidiamSettings]:
     """Build ``tls_client_auth`` settings from the ``tls-client`` certificate; keyword args are extras."""
 
     def build(**extra: Any) -> RaidiamSettings:

@@ -12,14 +12,14 @@ from cryptography.hazmat.primitives import serialization
 
 from airflow_provider_raidiam.auth.binding import bound_certificate, check_token_binding
 from airflow_provider_raidiam.exceptions import BindingError, RaidiamError
-from airflow_provider_raidiam.sandbox.pki import TestPki
+from raidiam_sandbox.pki import SandboxPki
 
 OURS = "5fl_iJquMNfQIOyDPXMzpoN-NGljL9H9h_dbQTlZrV0"
 THEIRS = "Qx7zS0m2kVb4cYgk1H7wq3oXJmZP2dLJpM1y0eW8lNc"
 
 
 @pytest.fixture(scope="module")
-def as_key(pki: TestPki) -> Any:
+def as_key(pki: SandboxPki) -> Any:
     """A key to sign access tokens the way the authorisation server does (RSA, PS256)."""
     return serialization.load_pem_private_key(pki.key("server").read_bytes(), password=None)
 
@@ -50,7 +50,7 @@ def test_matching_binding_passes(as_key: Any) -> None:
     check_token_binding(token, OURS)
 
 
-def test_binding_of_the_real_certificate_passes(as_key: Any, pki: TestPki) -> None:
+def test_binding_of_the_real_certificate_passes(as_key: Any, pki: SandboxPki) -> None:
     token = access_token(as_key, cnf={"x5t#S256": pki.thumbprint("tls-client")})
 
     check_token_binding(token, pki.thumbprint("tls-client"))

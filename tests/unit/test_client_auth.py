@@ -24,13 +24,13 @@ from airflow_provider_raidiam.boundary import AllowedOrigins
 from airflow_provider_raidiam.connection import AuthMethod, RaidiamSettings
 from airflow_provider_raidiam.exceptions import CredentialError
 from airflow_provider_raidiam.http import new_session
-from airflow_provider_raidiam.sandbox.pki import TestPki
+from raidiam_sandbox.pki import SandboxPki
 
 ISSUER = "https://auth.example.test"
 TOKEN_ENDPOINT = "https://matls-auth.example.test/token"
 
 
-def pkj_settings(pki: TestPki, **extra: Any) -> RaidiamSettings:
+def pkj_settings(pki: SandboxPki, **extra: Any) -> RaidiamSettings:
     kind = "ec" if extra.get("signing_alg") == "ES256" else "rsa"
     fields = {
         "auth_method": "private_key_jwt",
@@ -41,7 +41,7 @@ def pkj_settings(pki: TestPki, **extra: Any) -> RaidiamSettings:
     return RaidiamSettings.from_fields(host=ISSUER, login="pkj-client", extra=fields)
 
 
-def verify(assertion: str, pki: TestPki, kind: str, alg: str, audience: str) -> dict[str, Any]:
+def verify(assertion: str, pki: SandboxPki, kind: str, alg: str, audience: str) -> dict[str, Any]:
     """Verify a client assertion with the client's registered public JWK; return header + claims."""
     public = jwt.PyJWK(pki.signing_jwk(kind))  # type: ignore[arg-type]
     claims = jwt.decode(
@@ -106,7 +106,7 @@ def test_tls_client_auth_invalid_client_hint_mentions_the_certificate() -> None:
 # -- private_key_jwt --------------------------------------------------------------------------------
 
 
-def test_private_key_jwt_request_body(pki: TestPki, kit: Any, mocked: responses.RequestsMock) -> None:
+def test_private_key_jwt_request_body(pki: SandboxPki, kit: Any, mocked: responses.RequestsMock) -> None:
     auth = client_auth_for(pkj_settings(pki))
 
     request = post_token(kit, mocked, auth)
@@ -122,7 +122,7 @@ def test_private_key_jwt_request_body(pki: TestPki, kit: Any, mocked: responses.
 
 
 @pytest.mark.parametrize(("alg", "kind"), [("PS256", "rsa"), ("RS256", "rsa"), ("ES256", "ec")])
-def test_assertion_claims_and_header(pki: TestPki, alg: str, kind: str) -> None:
+def test_assertion_claims_and_header(pki: SandboxPki, alg: str, kind: str) -> None:
     auth = client_auth_for(pkj_settings(pki, signing_alg=alg))
     before = int(time.time())
 
@@ -141,7 +141,7 @@ def test_assertion_claims_and_header(pki: TestPki, alg: str, kind: str) -> None:
     assert len(claims["jti"]) >= 16
 
 
-def test_assertion_is_not_verifiable_with_another_key(pki: TestPki) -> None:
+def test_assertion_is_not_verifiable_with_another_key(pki: SandboxPki) -> None:
     fields = client_auth_for(pkj_settings(pki)).form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
     other_public = pki.certificate("other-client").public_key()
 
@@ -157,7 +157,7 @@ def test_assertion_is_not_verifiable_with_another_key(pki: TestPki) -> None:
         ("https://auth.example.test/custom-audience", "https://auth.example.test/custom-audience"),
     ],
 )
-def test_assertion_audience(pki: TestPki, audience: str, expected: str) -> None:
+def test_assertion_audience(pki: SandboxPki, audience: str, expected: str) -> None:
     auth = client_auth_for(pkj_settings(pki, assertion_audience=audience))
 
     fields = auth.form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
@@ -165,7 +165,7 @@ def test_assertion_audience(pki: TestPki, audience: str, expected: str) -> None:
     assert verify(fields["client_assertion"], pki, "rsa", "PS256", expected)["claims"]["aud"] == expected
 
 
-def test_fresh_jti_for_every_assertion(pki: TestPki) -> None:
+def test_fresh_jti_for_every_assertion(pki: SandboxPki) -> None:
     auth = client_auth_for(pkj_settings(pki))
 
     assertions = [auth.form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)["client_assertion"] for _ in range(5)]
@@ -174,7 +174,7 @@ def test_fresh_jti_for_every_assertion(pki: TestPki) -> None:
     assert len(jtis) == 5
 
 
-def test_no_kid_header_when_no_key_id(pki: TestPki) -> None:
+def test_no_kid_header_when_no_key_id(pki: SandboxPki) -> None:
     settings = RaidiamSettings.from_fields(
         host=ISSUER, login="pkj", extra={"auth_method": "private_key_jwt", "signing_key": str(pki.signing_key("rsa"))}
     )
@@ -184,7 +184,7 @@ def test_no_kid_header_when_no_key_id(pki: TestPki) -> None:
     assert "kid" not in jwt.get_unverified_header(fields["client_assertion"])
 
 
-def test_signing_key_as_pem_text(pki: TestPki) -> None:
+def test_signing_key_as_pem_text(pki: SandboxPki) -> None:
     settings = pkj_settings(pki, signing_key=pki.signing_key("rsa").read_text())
 
     fields = client_auth_for(settings).form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
@@ -192,7 +192,7 @@ def test_signing_key_as_pem_text(pki: TestPki) -> None:
     verify(fields["client_assertion"], pki, "rsa", "PS256", ISSUER)
 
 
-def test_rsa_key_with_es256_is_refused_clearly(pki: TestPki) -> None:
+def test_rsa_key_with_es256_is_refused_clearly(pki: SandboxPki) -> None:
     settings = pkj_settings(pki, signing_alg="ES256", signing_key=str(pki.signing_key("rsa")))
 
     with pytest.raises(CredentialError) as caught:
@@ -204,21 +204,21 @@ def test_rsa_key_with_es256_is_refused_clearly(pki: TestPki) -> None:
     assert "change signing_alg" in message
 
 
-def test_ec_key_with_ps256_is_refused_clearly(pki: TestPki) -> None:
+def test_ec_key_with_ps256_is_refused_clearly(pki: SandboxPki) -> None:
     settings = pkj_settings(pki, signing_alg="PS256", signing_key=str(pki.signing_key("ec")))
 
     with pytest.raises(CredentialError, match="signing_alg PS256 needs an RSA signing key of at least 2048 bits"):
         client_auth_for(settings)
 
 
-def test_signing_key_missing_file(pki: TestPki, tmp_path: Any) -> None:
+def test_signing_key_missing_file(pki: SandboxPki, tmp_path: Any) -> None:
     settings = pkj_settings(pki, signing_key=str(tmp_path / "missing.key"))
 
     with pytest.raises(CredentialError, match=r"signing_key: file .* does not exist"):
         client_auth_for(settings)
 
 
-def test_private_key_jwt_invalid_client_hint_names_alg_kid_and_aud(pki: TestPki) -> None:
+def test_private_key_jwt_invalid_client_hint_names_alg_kid_and_aud(pki: SandboxPki) -> None:
     auth = client_auth_for(pkj_settings(pki, assertion_audience="token_endpoint"))
     assert isinstance(auth, PrivateKeyJwt)
 
@@ -231,7 +231,7 @@ def test_private_key_jwt_invalid_client_hint_names_alg_kid_and_aud(pki: TestPki)
 
 
 @pytest.mark.parametrize("error", ["invalid_scope", "unauthorized_client"])
-def test_common_hints(pki: TestPki, error: str) -> None:
+def test_common_hints(pki: SandboxPki, error: str) -> None:
     hint_tls = TlsClientAuth("c").failure_hint(error, issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
     hint_pkj = client_auth_for(pkj_settings(pki)).failure_hint(error, issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
 

@@ -30,8 +30,8 @@ from airflow_provider_raidiam.credentials import (
     read_material,
 )
 from airflow_provider_raidiam.exceptions import ConfigurationError, CredentialError
-from airflow_provider_raidiam.sandbox.constants import KEY_PASSPHRASE
-from airflow_provider_raidiam.sandbox.pki import TestPki
+from raidiam_sandbox.constants import KEY_PASSPHRASE
+from raidiam_sandbox.pki import SandboxPki
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,7 @@ def independent_thumbprint(path: Path) -> str:
 # -- file path vs PEM text -------------------------------------------------------------------------
 
 
-def test_path_and_pem_text_and_escaped_pem_give_the_same_certificate(pki: TestPki) -> None:
+def test_path_and_pem_text_and_escaped_pem_give_the_same_certificate(pki: SandboxPki) -> None:
     path = pki.cert("tls-client")
 
     from_path = load_certificate(str(path))
@@ -68,7 +68,7 @@ def test_path_and_pem_text_and_escaped_pem_give_the_same_certificate(pki: TestPk
     assert from_path.subject.rfc4514_string() == pki.subject_dn("tls-client")
 
 
-def test_escaped_pem_key_is_loaded(pki: TestPki) -> None:
+def test_escaped_pem_key_is_loaded(pki: SandboxPki) -> None:
     key = load_private_key(escaped(pem(pki.key("tls-client"))), None, "transport_key")
 
     assert isinstance(key, rsa.RSAPrivateKey)
@@ -76,7 +76,7 @@ def test_escaped_pem_key_is_loaded(pki: TestPki) -> None:
 
 
 @pytest.mark.parametrize("separator", ["", " "], ids=["newlines-stripped", "newlines-as-spaces"])
-def test_pem_key_pasted_into_a_single_line_field(pki: TestPki, separator: str) -> None:
+def test_pem_key_pasted_into_a_single_line_field(pki: SandboxPki, separator: str) -> None:
     one_line = separator.join(pem(pki.key("tls-client")).strip().splitlines())
 
     key = load_private_key(one_line, None, "transport_key")
@@ -88,7 +88,7 @@ def test_pem_key_pasted_into_a_single_line_field(pki: TestPki, separator: str) -
     assert material.certificate is not None
 
 
-def test_read_material_expands_user_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pki: TestPki) -> None:
+def test_read_material_expands_user_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pki: SandboxPki) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "cert.pem").write_bytes(pki.cert("tls-client").read_bytes())
 
@@ -114,7 +114,9 @@ def test_directory_instead_of_file(tmp_path: Path) -> None:
         load_private_key(str(tmp_path), None, "transport_key")
 
 
-def test_unreadable_file_says_permission_denied(tmp_path: Path, pki: TestPki, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_file_says_permission_denied(
+    tmp_path: Path, pki: SandboxPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "key.pem"
     path.write_bytes(pki.key("tls-client").read_bytes())
     path.chmod(0)
@@ -143,7 +145,7 @@ def test_not_pem_certificate(tmp_path: Path) -> None:
         load_certificate(str(path))
 
 
-def test_key_given_where_certificate_expected(pki: TestPki) -> None:
+def test_key_given_where_certificate_expected(pki: SandboxPki) -> None:
     with pytest.raises(CredentialError) as caught:
         load_certificate(pem(pki.key("tls-client")))
 
@@ -151,7 +153,7 @@ def test_key_given_where_certificate_expected(pki: TestPki) -> None:
     assert "not the key" in str(caught.value)
 
 
-def test_certificate_given_where_key_expected(pki: TestPki) -> None:
+def test_certificate_given_where_key_expected(pki: SandboxPki) -> None:
     with pytest.raises(CredentialError) as caught:
         load_private_key(pem(pki.cert("tls-client")), None, "transport_key")
 
@@ -159,7 +161,7 @@ def test_certificate_given_where_key_expected(pki: TestPki) -> None:
     assert "not the certificate" in str(caught.value)
 
 
-def test_chain_file_uses_the_leaf(pki: TestPki, extra_pki: Any) -> None:
+def test_chain_file_uses_the_leaf(pki: SandboxPki, extra_pki: Any) -> None:
     leaf = load_certificate(str(extra_pki.chain_cert))
 
     assert leaf == pki.certificate("tls-client")
@@ -168,7 +170,7 @@ def test_chain_file_uses_the_leaf(pki: TestPki, extra_pki: Any) -> None:
 # -- validity --------------------------------------------------------------------------------------
 
 
-def test_expired_certificate(pki: TestPki) -> None:
+def test_expired_certificate(pki: SandboxPki) -> None:
     with pytest.raises(CredentialError) as caught:
         load_certificate(str(pki.cert("expired-client")))
 
@@ -178,7 +180,7 @@ def test_expired_certificate(pki: TestPki) -> None:
     assert "Issue a new transport certificate" in message
 
 
-def test_not_yet_valid_certificate(pki: TestPki) -> None:
+def test_not_yet_valid_certificate(pki: SandboxPki) -> None:
     with pytest.raises(CredentialError) as caught:
         load_certificate(str(pki.cert("not-yet-valid-client")))
 
@@ -197,7 +199,7 @@ def test_expiring_soon_warns_but_loads(extra_pki: Any, caplog: pytest.LogCapture
     assert "renew it" in warnings[0].getMessage()
 
 
-def test_valid_certificate_does_not_warn(pki: TestPki, caplog: pytest.LogCaptureFixture) -> None:
+def test_valid_certificate_does_not_warn(pki: SandboxPki, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger=credentials.__name__):
         load_certificate(str(pki.cert("tls-client")))
 
@@ -207,13 +209,13 @@ def test_valid_certificate_does_not_warn(pki: TestPki, caplog: pytest.LogCapture
 # -- private keys and passphrases -------------------------------------------------------------------
 
 
-def test_encrypted_key_with_right_passphrase(pki: TestPki, kit: Any) -> None:
+def test_encrypted_key_with_right_passphrase(pki: SandboxPki, kit: Any) -> None:
     key = load_private_key(str(pki.encrypted_key), kit.KEY_PASSPHRASE, "transport_key")
 
     assert key.public_key().public_numbers() == pki.certificate("tls-client").public_key().public_numbers()
 
 
-def test_encrypted_key_without_passphrase_says_where_to_put_it(pki: TestPki) -> None:
+def test_encrypted_key_without_passphrase_says_where_to_put_it(pki: SandboxPki) -> None:
     with pytest.raises(CredentialError) as caught:
         load_private_key(str(pki.encrypted_key), None, "transport_key")
 
@@ -222,7 +224,7 @@ def test_encrypted_key_without_passphrase_says_where_to_put_it(pki: TestPki) -> 
 
 
 @pytest.mark.parametrize("which", ["pkcs8", "traditional"])
-def test_encrypted_key_with_wrong_passphrase(pki: TestPki, extra_pki: Any, which: str) -> None:
+def test_encrypted_key_with_wrong_passphrase(pki: SandboxPki, extra_pki: Any, which: str) -> None:
     path = pki.encrypted_key if which == "pkcs8" else extra_pki.traditional_encrypted_key
 
     with pytest.raises(CredentialError) as caught:
@@ -233,14 +235,14 @@ def test_encrypted_key_with_wrong_passphrase(pki: TestPki, extra_pki: Any, which
     assert "wrong-passphrase" not in str(caught.value)
 
 
-def test_passphrase_for_an_unencrypted_key_is_ignored(pki: TestPki) -> None:
+def test_passphrase_for_an_unencrypted_key_is_ignored(pki: SandboxPki) -> None:
     # One Password field serves both keys: an unencrypted one must still load when it is set.
     key = load_private_key(str(pki.key("tls-client")), "some-passphrase", "transport_key")
 
     assert isinstance(key, rsa.RSAPrivateKey)
 
 
-def test_signing_key_types(pki: TestPki, extra_pki: Any) -> None:
+def test_signing_key_types(pki: SandboxPki, extra_pki: Any) -> None:
     assert isinstance(load_signing_key(str(pki.signing_key("rsa")), None, "PS256"), rsa.RSAPrivateKey)
     assert isinstance(load_signing_key(str(pki.signing_key("rsa")), None, "RS256"), rsa.RSAPrivateKey)
     assert isinstance(load_signing_key(str(pki.signing_key("ec")), None, "ES256"), ec.EllipticCurvePrivateKey)
@@ -255,7 +257,7 @@ def test_signing_key_types(pki: TestPki, extra_pki: Any) -> None:
         ("ec_p384", "ES256", "an EC secp384r1 key"),
     ],
 )
-def test_signing_key_not_fit_for_algorithm(pki: TestPki, extra_pki: Any, key: str, alg: str, described: str) -> None:
+def test_signing_key_not_fit_for_algorithm(pki: SandboxPki, extra_pki: Any, key: str, alg: str, described: str) -> None:
     paths = {
         "rsa": pki.signing_key("rsa"),
         "ec": pki.signing_key("ec"),
@@ -276,7 +278,7 @@ def test_signing_key_not_fit_for_algorithm(pki: TestPki, extra_pki: Any, key: st
 
 
 @pytest.mark.parametrize("name", ["tls-client", "other-client"])
-def test_thumbprint_is_base64url_sha256_of_der(pki: TestPki, name: str) -> None:
+def test_thumbprint_is_base64url_sha256_of_der(pki: SandboxPki, name: str) -> None:
     certificate = x509.load_pem_x509_certificate(pki.cert(name).read_bytes())
 
     thumbprint = certificate_thumbprint(certificate)
@@ -303,7 +305,7 @@ def test_server_only_material_has_strict_context() -> None:
 
 
 @pytest.mark.parametrize("form", ["path", "pem", "escaped"])
-def test_mtls_material_from_paths_or_pem_text(pki: TestPki, form: str) -> None:
+def test_mtls_material_from_paths_or_pem_text(pki: SandboxPki, form: str) -> None:
     def value(path: Path) -> str:
         return {"path": str(path), "pem": pem(path), "escaped": escaped(pem(path))}[form]
 
@@ -331,7 +333,7 @@ def test_mtls_material_from_paths_or_pem_text(pki: TestPki, form: str) -> None:
     assert material.certificate.not_after == pki.certificate("tls-client").not_valid_after_utc
 
 
-def test_mtls_material_with_encrypted_pem_key(pki: TestPki, kit: Any) -> None:
+def test_mtls_material_with_encrypted_pem_key(pki: SandboxPki, kit: Any) -> None:
     material = build_tls_material(
         ca_bundle=None,
         transport_cert=pem(pki.cert("tls-client")),
@@ -355,7 +357,7 @@ def test_ec_transport_certificate(extra_pki: Any) -> None:
     assert material.certificate.subject == "CN=ec-transport"
 
 
-def test_key_not_matching_certificate(pki: TestPki) -> None:
+def test_key_not_matching_certificate(pki: SandboxPki) -> None:
     with pytest.raises(CredentialError) as caught:
         build_tls_material(
             ca_bundle=None,
@@ -369,7 +371,7 @@ def test_key_not_matching_certificate(pki: TestPki) -> None:
     assert "CN=tls-client" in message
 
 
-def test_expired_certificate_is_refused_by_build(pki: TestPki) -> None:
+def test_expired_certificate_is_refused_by_build(pki: SandboxPki) -> None:
     with pytest.raises(CredentialError, match="expired on"):
         build_tls_material(
             ca_bundle=None,
@@ -379,7 +381,7 @@ def test_expired_certificate_is_refused_by_build(pki: TestPki) -> None:
         )
 
 
-def test_ca_bundle_without_certificate(pki: TestPki) -> None:
+def test_ca_bundle_without_certificate(pki: SandboxPki) -> None:
     with pytest.raises(CredentialError, match="ca_bundle does not contain any PEM certificate"):
         build_tls_material(ca_bundle=pem(pki.key("ca")), transport_cert=None, transport_key=None, passphrase=None)
 
@@ -427,7 +429,7 @@ def loaded_files(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 def test_pem_text_goes_to_private_files_removed_afterwards(
-    pki: TestPki, private_tempdir: Path, loaded_files: list[dict[str, Any]]
+    pki: SandboxPki, private_tempdir: Path, loaded_files: list[dict[str, Any]]
 ) -> None:
     build_tls_material(
         ca_bundle=None,
@@ -450,7 +452,7 @@ def test_pem_text_goes_to_private_files_removed_afterwards(
 
 
 def test_mixed_path_and_pem_text_only_writes_the_text(
-    pki: TestPki, private_tempdir: Path, loaded_files: list[dict[str, Any]]
+    pki: SandboxPki, private_tempdir: Path, loaded_files: list[dict[str, Any]]
 ) -> None:
     build_tls_material(
         ca_bundle=None,
@@ -466,7 +468,7 @@ def test_mixed_path_and_pem_text_only_writes_the_text(
 
 
 def test_paths_only_write_no_temporary_files(
-    pki: TestPki, private_tempdir: Path, loaded_files: list[dict[str, Any]]
+    pki: SandboxPki, private_tempdir: Path, loaded_files: list[dict[str, Any]]
 ) -> None:
     build_tls_material(
         ca_bundle=None,
@@ -481,7 +483,7 @@ def test_paths_only_write_no_temporary_files(
 
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain-key", "encrypted-key"])
 def test_key_text_is_written_encrypted_under_a_one_time_passphrase(
-    pki: TestPki, private_tempdir: Path, loaded_files: list[dict[str, Any]], encrypted: bool
+    pki: SandboxPki, private_tempdir: Path, loaded_files: list[dict[str, Any]], encrypted: bool
 ) -> None:
     key_file, passphrase = (pki.encrypted_key, KEY_PASSPHRASE) if encrypted else (pki.key("tls-client"), None)
     original = serialization.load_pem_private_key(pki.key("tls-client").read_bytes(), None)
@@ -532,7 +534,7 @@ build_tls_material(
 """
 
 
-def test_key_file_left_by_a_killed_worker_is_useless(pki: TestPki, tmp_path: Path) -> None:
+def test_key_file_left_by_a_killed_worker_is_useless(pki: SandboxPki, tmp_path: Path) -> None:
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     environment = {
@@ -567,7 +569,7 @@ def test_key_file_left_by_a_killed_worker_is_useless(pki: TestPki, tmp_path: Pat
 
 
 def test_temporary_files_are_removed_when_openssl_fails(
-    pki: TestPki, private_tempdir: Path, monkeypatch: pytest.MonkeyPatch
+    pki: SandboxPki, private_tempdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     written: list[str] = []
 
@@ -594,7 +596,7 @@ def test_temporary_files_are_removed_when_openssl_fails(
     assert list(private_tempdir.iterdir()) == []
 
 
-def test_no_temporary_files_left_when_validation_fails(pki: TestPki, private_tempdir: Path) -> None:
+def test_no_temporary_files_left_when_validation_fails(pki: SandboxPki, private_tempdir: Path) -> None:
     with pytest.raises(CredentialError):
         build_tls_material(
             ca_bundle=None,
@@ -606,7 +608,7 @@ def test_no_temporary_files_left_when_validation_fails(pki: TestPki, private_tem
     assert list(private_tempdir.iterdir()) == []
 
 
-def test_key_material_not_in_error_messages(pki: TestPki) -> None:
+def test_key_material_not_in_error_messages(pki: SandboxPki) -> None:
     key_text = pem(pki.key("other-client"))
     body_line = key_text.splitlines()[1]
 

@@ -6,17 +6,14 @@ import base64
 import hashlib
 import json
 import re
-import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
+from openapi_specs import NEWER, spec_properties
 
-from airflow_provider_raidiam.sandbox.dataset import REFERENCE_DATE, Dataset, build_dataset
-
-SPECS = Path("/work/shared/specs")
+from raidiam_sandbox.dataset import REFERENCE_DATE, Dataset, build_dataset
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +49,9 @@ def test_deterministic_per_seed() -> None:
     assert build_dataset(6, 120).ground_truth()["organisations"] != a.ground_truth()["organisations"]
 
 
-def test_thousands_of_organisations_are_fast() -> None:
-    start = time.perf_counter()
+def test_thousands_of_organisations() -> None:
+    # No time limit: a busy machine would fail it (speed belongs in benchmarks/).
     big = build_dataset(1, 3000)
-    assert time.perf_counter() - start < 3.0
     assert len(big.organisations) == 3000
 
 
@@ -164,28 +160,8 @@ def test_add_organisation_is_deterministic(ds: Dataset) -> None:
     assert a.organisations == sorted(a.organisations, key=lambda o: o["OrganisationId"])
 
 
-def _spec_properties() -> dict[str, set[str]]:
-    yaml = pytest.importorskip("yaml")
-    spec = yaml.safe_load((SPECS / "raidiam-connect-directory-openapi-1.3.7.yaml").read_text())
-    schemas = spec["components"]["schemas"]
-    props = {name: set(schemas[name].get("properties", {})) for name in schemas}
-    part = yaml.safe_load((SPECS / "participants-openapi-1.1.0.yaml").read_text())["components"]["schemas"]
-    props |= {"participants:" + name: set(part[name].get("properties", {})) for name in part}
-    return props
-
-
-# Fields from the newer Raidiam API documentation (facts file sections 6.1-6.5), absent from the 1.3.7 spec.
-NEWER = {
-    "Organisation": {"Flags"},
-    "AuthorisationServer": {"CreatedAt", "SupportsRedirect"},
-    "ApiResource": {"Status", "ApiMetadata"},
-    "SoftwareStatement": {"ApiWebhookUri", "CreatedAt", "HomepageUri", "IdTokenSignedResponseAlgorithm", "Flags"},
-}
-
-
-@pytest.mark.skipif(not SPECS.exists(), reason="shared specs not mounted")
 def test_field_names_follow_the_spec(ds: Dataset) -> None:
-    props = _spec_properties()
+    props = spec_properties()
     stuff = _all(ds)
     org_id = ds.organisations[0]["OrganisationId"]
     samples = {

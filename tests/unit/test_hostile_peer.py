@@ -11,12 +11,12 @@ import pytest
 import requests
 from support.hostile_peer import HostilePeer, Received, Reply
 
-from airflow_provider_raidiam.sandbox.pki import TestPki
+from raidiam_sandbox.pki import SandboxPki
 
 StartPeer = Callable[..., HostilePeer]
 
 
-def client(pki: TestPki, *, certificate: bool = True) -> requests.Session:
+def client(pki: SandboxPki, *, certificate: bool = True) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     session.verify = str(pki.ca_cert)
@@ -25,7 +25,7 @@ def client(pki: TestPki, *, certificate: bool = True) -> requests.Session:
     return session
 
 
-def test_records_handshake_certificate_request_token_and_body(hostile_peer: StartPeer, pki: TestPki) -> None:
+def test_records_handshake_certificate_request_token_and_body(hostile_peer: StartPeer, pki: SandboxPki) -> None:
     peer = hostile_peer(pki)
     assert peer.url.startswith("https://127.0.0.2:")
     peer.assert_untouched()
@@ -53,14 +53,14 @@ def test_records_handshake_certificate_request_token_and_body(hostile_peer: Star
         peer.assert_untouched()
 
 
-def test_a_client_without_certificate_is_recorded_without_one(hostile_peer: StartPeer, pki: TestPki) -> None:
+def test_a_client_without_certificate_is_recorded_without_one(hostile_peer: StartPeer, pki: SandboxPki) -> None:
     peer = hostile_peer(pki, "127.0.0.1")
     client(pki, certificate=False).get(peer.url_for("/a"), timeout=30)
     assert peer.client_certificates == []
     assert peer.requests[0].bearer_token is None
 
 
-def test_a_failed_handshake_is_still_a_recorded_connection(hostile_peer: StartPeer, pki: TestPki) -> None:
+def test_a_failed_handshake_is_still_a_recorded_connection(hostile_peer: StartPeer, pki: SandboxPki) -> None:
     peer = hostile_peer(pki)
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(peer.url, timeout=30, verify=str(pki.foreign_ca_cert))
@@ -69,7 +69,7 @@ def test_a_failed_handshake_is_still_a_recorded_connection(hostile_peer: StartPe
     assert peer.requests == []
 
 
-def test_scripted_replies_redirect_handler_and_raw(hostile_peer: StartPeer, pki: TestPki) -> None:
+def test_scripted_replies_redirect_handler_and_raw(hostile_peer: StartPeer, pki: SandboxPki) -> None:
     peer = hostile_peer(pki, reply=Reply.redirect("https://127.0.0.3/x", 307))
     session = client(pki)
     response = session.get(peer.url_for("/organisations"), allow_redirects=False, timeout=30)
@@ -86,7 +86,9 @@ def test_scripted_replies_redirect_handler_and_raw(hostile_peer: StartPeer, pki:
         session.get(peer.url, timeout=30)
 
 
-def test_gzip_bomb_is_small_on_the_wire_and_inflates_to_the_size_asked(hostile_peer: StartPeer, pki: TestPki) -> None:
+def test_gzip_bomb_is_small_on_the_wire_and_inflates_to_the_size_asked(
+    hostile_peer: StartPeer, pki: SandboxPki
+) -> None:
     inflated = 8 << 20
     peer = hostile_peer(pki, reply=Reply.gzip_bomb(inflated))
     response = client(pki).get(peer.url, stream=True, timeout=30)
@@ -95,7 +97,7 @@ def test_gzip_bomb_is_small_on_the_wire_and_inflates_to_the_size_asked(hostile_p
     assert len(gzip.decompress(wire)) == inflated
 
 
-def test_huge_and_dripped_bodies_are_streamed(hostile_peer: StartPeer, pki: TestPki) -> None:
+def test_huge_and_dripped_bodies_are_streamed(hostile_peer: StartPeer, pki: SandboxPki) -> None:
     peer = hostile_peer(pki, reply=Reply.huge(3 << 20, content_length=False))
     session = client(pki)
     assert len(session.get(peer.url, timeout=30).content) == 3 << 20
@@ -104,7 +106,7 @@ def test_huge_and_dripped_bodies_are_streamed(hostile_peer: StartPeer, pki: Test
     assert session.get(peer.url, timeout=30).json() == {"slow": True}
 
 
-def test_stop_ends_a_dripping_reply(pki: TestPki) -> None:
+def test_stop_ends_a_dripping_reply(pki: SandboxPki) -> None:
     peer = HostilePeer(pki, reply=Reply.drip(b"x" * 1000, every=3600)).start()
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
     raw = socket.create_connection((peer.host, peer.port), timeout=60)

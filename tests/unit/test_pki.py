@@ -17,13 +17,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from airflow_provider_raidiam.sandbox.constants import KEY_PASSPHRASE, SIGNING_EC_KEY_ID, SIGNING_KEY_ID
-from airflow_provider_raidiam.sandbox.pki import BAD_CLIENT_NAMES, CLIENT_NAMES, TestPki
+from raidiam_sandbox.constants import KEY_PASSPHRASE, SIGNING_EC_KEY_ID, SIGNING_KEY_ID
+from raidiam_sandbox.pki import BAD_CLIENT_NAMES, CLIENT_NAMES, SandboxPki
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    return TestPki.generate(tmp_path_factory.mktemp("pki"))
+def pki(tmp_path_factory: pytest.TempPathFactory) -> SandboxPki:
+    return SandboxPki.generate(tmp_path_factory.mktemp("pki"))
 
 
 def _eku(cert: x509.Certificate) -> set[x509.ObjectIdentifier]:
@@ -35,35 +35,35 @@ def _public_der(key: object) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def test_generate_is_idempotent_and_load_reads_it(pki: TestPki) -> None:
-    again = TestPki.generate(pki.directory)
+def test_generate_is_idempotent_and_load_reads_it(pki: SandboxPki) -> None:
+    again = SandboxPki.generate(pki.directory)
     assert again.thumbprint("tls-client") == pki.thumbprint("tls-client")
-    assert TestPki.load(pki.directory).ca_cert == pki.ca_cert
+    assert SandboxPki.load(pki.directory).ca_cert == pki.ca_cert
 
 
 def test_load_refuses_an_incomplete_directory(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        TestPki.load(tmp_path)
+        SandboxPki.load(tmp_path)
 
 
 def test_missing_file_triggers_regeneration(tmp_path: Path) -> None:
-    first = TestPki.generate(tmp_path)
+    first = SandboxPki.generate(tmp_path)
     before = first.thumbprint("ca")
     first.key("other-client").unlink()
     assert not first.is_valid()
-    second = TestPki.generate(tmp_path)
+    second = SandboxPki.generate(tmp_path)
     assert second.is_valid()
     assert second.thumbprint("ca") != before
 
 
-def test_private_keys_are_owner_only(pki: TestPki) -> None:
+def test_private_keys_are_owner_only(pki: SandboxPki) -> None:
     keys = [pki.key(n) for n in ("ca", "server", *CLIENT_NAMES, *BAD_CLIENT_NAMES)]
     keys += [pki.encrypted_key, pki.signing_key("rsa"), pki.signing_key("ec"), pki.as_signing_jwks]
     for path in keys:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
-def test_server_certificate(pki: TestPki) -> None:
+def test_server_certificate(pki: SandboxPki) -> None:
     cert = pki.certificate("server")
     cert.verify_directly_issued_by(pki.certificate("ca"))
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -72,7 +72,7 @@ def test_server_certificate(pki: TestPki) -> None:
     assert _eku(cert) == {ExtendedKeyUsageOID.SERVER_AUTH}
 
 
-def test_client_certificates(pki: TestPki) -> None:
+def test_client_certificates(pki: SandboxPki) -> None:
     ca = pki.certificate("ca")
     dns = {pki.subject_dn(name) for name in CLIENT_NAMES}
     assert len(dns) == len(CLIENT_NAMES)
@@ -87,7 +87,7 @@ def test_client_certificates(pki: TestPki) -> None:
         )
 
 
-def test_bad_input_fixtures(pki: TestPki) -> None:
+def test_bad_input_fixtures(pki: SandboxPki) -> None:
     now = dt.datetime.now(dt.UTC)
     assert pki.certificate("expired-client").not_valid_after_utc < now
     assert pki.certificate("not-yet-valid-client").not_valid_before_utc > now
@@ -97,7 +97,7 @@ def test_bad_input_fixtures(pki: TestPki) -> None:
         foreign.verify_directly_issued_by(pki.certificate("ca"))
 
 
-def test_encrypted_key_needs_the_passphrase(pki: TestPki) -> None:
+def test_encrypted_key_needs_the_passphrase(pki: SandboxPki) -> None:
     data = pki.encrypted_key.read_bytes()
     assert b"ENCRYPTED" in data
     with pytest.raises(TypeError):
@@ -107,14 +107,14 @@ def test_encrypted_key_needs_the_passphrase(pki: TestPki) -> None:
     assert _public_der(key) == _public_der(plain)
 
 
-def test_thumbprint_is_b64url_sha256_of_der(pki: TestPki) -> None:
+def test_thumbprint_is_b64url_sha256_of_der(pki: SandboxPki) -> None:
     der = pki.certificate("tls-client").public_bytes(serialization.Encoding.DER)
     expected = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
     assert pki.thumbprint("tls-client") == expected
     assert "=" not in expected
 
 
-def test_signing_jwks_match_the_keys(pki: TestPki) -> None:
+def test_signing_jwks_match_the_keys(pki: SandboxPki) -> None:
     rsa_jwk = pki.signing_jwk("rsa")
     assert (rsa_jwk["kty"], rsa_jwk["kid"]) == ("RSA", SIGNING_KEY_ID)
     rsa_key = serialization.load_pem_private_key(pki.signing_key("rsa").read_bytes(), None)
@@ -132,7 +132,7 @@ def test_signing_jwks_match_the_keys(pki: TestPki) -> None:
     assert pki.signing_key_id("ec") == SIGNING_EC_KEY_ID
 
 
-def test_authorisation_server_signing_key_is_a_private_jwk(pki: TestPki) -> None:
+def test_authorisation_server_signing_key_is_a_private_jwk(pki: SandboxPki) -> None:
     (key,) = json.loads(pki.as_signing_jwks.read_text())["keys"]
     assert key["kty"] == "RSA"
     assert key["alg"] == "PS256"

@@ -22,7 +22,7 @@ from airflow_provider_raidiam.auth.token_client import TOKEN_CACHE, TokenClient
 from airflow_provider_raidiam.boundary import AllowedOrigins
 from airflow_provider_raidiam.exceptions import BindingError, TokenError
 from airflow_provider_raidiam.http import new_session
-from airflow_provider_raidiam.sandbox.pki import TestPki
+from raidiam_sandbox.pki import SandboxPki
 
 ISSUER = "https://auth.example.test"
 ENDPOINT = "https://matls-auth.example.test/token"
@@ -250,7 +250,7 @@ def test_cache_key_separates_clients_scopes_and_certificates(
 
 
 def test_cache_key_separates_auth_methods(
-    make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock, pki: TestPki
+    make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock, pki: SandboxPki
 ) -> None:
     mocked.add(responses.POST, ENDPOINT, json=kit.token_body("tok-A"))
     mocked.add(responses.POST, ENDPOINT, json=kit.token_body("tok-B"))
@@ -373,7 +373,7 @@ def test_transient_errors_are_retried(
 
 
 def test_retry_makes_a_fresh_assertion(
-    make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock, pki: TestPki
+    make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock, pki: SandboxPki
 ) -> None:
     mocked.add(responses.POST, ENDPOINT, status=503, json={"error": "temporarily_unavailable"})
     mocked.add(responses.POST, ENDPOINT, json=kit.token_body("tok-A"))
@@ -460,13 +460,13 @@ def test_success_status_without_token(make_client: Callable[..., TokenClient], m
 # -- binding ---------------------------------------------------------------------------------------
 
 
-def bound_token(pki: TestPki, thumbprint: str) -> str:
+def bound_token(pki: SandboxPki, thumbprint: str) -> str:
     key = serialization.load_pem_private_key(pki.key("server").read_bytes(), password=None)
     return jwt.encode({"cnf": {"x5t#S256": thumbprint}, "client_id": "client-1"}, key, algorithm="PS256")  # type: ignore[arg-type]
 
 
 def test_token_bound_to_our_certificate_is_cached(
-    make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock, pki: TestPki
+    make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock, pki: SandboxPki
 ) -> None:
     ours = pki.thumbprint("tls-client")
     token = bound_token(pki, ours)
@@ -482,7 +482,7 @@ def test_token_bound_to_another_certificate_is_refused_and_not_cached(
     make_client: Callable[..., TokenClient],
     kit: Any,
     mocked: responses.RequestsMock,
-    pki: TestPki,
+    pki: SandboxPki,
     new_tokens: list[str],
 ) -> None:
     ours, theirs = pki.thumbprint("tls-client"), pki.thumbprint("other-client")

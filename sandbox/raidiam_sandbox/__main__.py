@@ -1,4 +1,4 @@
-"""Run the local sandbox until Ctrl-C: ``python -m airflow_provider_raidiam.sandbox [--dir .sandbox] ...``.
+"""Run the local sandbox until Ctrl-C: ``python -m raidiam_sandbox [--dir .sandbox] ...``.
 
 Prints the URLs and an ``export AIRFLOW_CONN_RAIDIAM_DEFAULT='...'`` line to paste into another shell.
 """
@@ -12,12 +12,12 @@ import sys
 import time
 from types import FrameType
 
-from airflow_provider_raidiam.sandbox.runner import CLIENTS, Sandbox, SandboxError
+from raidiam_sandbox.runner import CLIENTS, Sandbox, SandboxError
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_provider_raidiam.sandbox",
+        prog="python -m raidiam_sandbox",
         description="Local Raidiam stand-in: oidc-provider authorisation server + Directory API emulator.",
     )
     parser.add_argument("--dir", default=".sandbox", help="state directory (PKI, configs, logs)")

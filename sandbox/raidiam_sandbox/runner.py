@@ -27,10 +27,10 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -41,7 +41,7 @@ from typing import IO, Any, Final, Literal
 
 import requests
 
-from airflow_provider_raidiam.sandbox.constants import (
+from raidiam_sandbox.constants import (
     DIRECTORY_AUDIENCE,
     HOST,
     KEY_PASSPHRASE,
@@ -51,13 +51,14 @@ from airflow_provider_raidiam.sandbox.constants import (
     SCOPES,
     TLS_CLIENT_ID,
 )
-from airflow_provider_raidiam.sandbox.pki import TestPki
+from raidiam_sandbox.pki import SandboxPki
 
 AUTHSERVER_DIR: Final = Path(__file__).resolve().parent / "authserver"
-DIRECTORY_MODULE: Final = "airflow_provider_raidiam.sandbox.directory_api"
-MIN_NODE_MAJOR: Final = 18
-_STAMP = ".airflow-provider-raidiam-lock.sha256"
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+DIRECTORY_MODULE: Final = "raidiam_sandbox.directory_api"
+NPM_CACHE_ENV: Final = "RAIDIAM_SANDBOX_NPM_CACHE"
+"""Environment variable naming the directory of the npm package cache (see :func:`prepare_authserver`)."""
+_STAMP = ".raidiam-sandbox-lock.sha256"
+_SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
 
 class SandboxError(RuntimeError):
@@ -82,7 +83,7 @@ CLIENTS: Final = {
 """The sandbox's registered clients, by the short name :meth:`Sandbox.connection` takes."""
 
 
-def client_metadata(pki: TestPki) -> list[dict[str, Any]]:
+def client_metadata(pki: SandboxPki) -> list[dict[str, Any]]:
     """oidc-provider metadata of the sandbox clients (see :data:`CLIENTS`)."""
     common = {
         "grant_types": ["client_credentials"],
@@ -113,15 +114,26 @@ def client_metadata(pki: TestPki) -> list[dict[str, Any]]:
 # ---- node and npm ---------------------------------------------------------------------------------
 
 
+def min_node_major() -> int:
+    """The oldest Node.js major version the authorisation server supports: ``engines.node`` (``>=N...``)
+    of its ``package.json``, the one place that says it (``scripts/bootstrap.sh`` reads it too)."""
+    engines = json.loads((AUTHSERVER_DIR / "package.json").read_text())["engines"]["node"]
+    match = re.fullmatch(r">=\s*(\d+)(\.\d+)*", engines.strip())
+    if match is None:
+        raise SandboxError(f"engines.node in {AUTHSERVER_DIR / 'package.json'} must read '>=N', not {engines!r}.")
+    return int(match.group(1))
+
+
 def check_node(node: str | None = None) -> str:
-    """Return the path of a usable ``node`` (>= 18).
+    """Return the path of a usable ``node`` (at least :func:`min_node_major`).
 
     :raises SandboxError: node is missing or too old.
     """
+    minimum = min_node_major()
     path = node or shutil.which("node")
     if path is None:
         raise SandboxError(
-            f"Node.js {MIN_NODE_MAJOR}+ is needed to run the sandbox authorisation server (node oidc-provider), "
+            f"Node.js {minimum}+ is needed to run the sandbox authorisation server (node oidc-provider), "
             "but no 'node' is on PATH. Install Node.js (e.g. 'apt-get install nodejs npm') or pass node=..."
         )
     try:
@@ -131,16 +143,21 @@ def check_node(node: str | None = None) -> str:
         major = int(version.lstrip("v").split(".")[0])
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         raise SandboxError(f"Could not run {path!r} --version: {exc}") from exc
-    if major < MIN_NODE_MAJOR:
+    if major < minimum:
         raise SandboxError(
-            f"Node.js {version} at {path} is too old for the sandbox: oidc-provider 8 needs Node.js "
-            f"{MIN_NODE_MAJOR} or later."
+            f"Node.js {version} at {path} is too old for the sandbox authorisation server: it needs Node.js "
+            f"{minimum} or later."
         )
     return path
 
 
-def _cache_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+def npm_cache_dir() -> Path:
+    """Where the authorisation server's npm packages are installed, one directory per lockfile digest:
+    ``$RAIDIAM_SANDBOX_NPM_CACHE``, else ``${XDG_CACHE_HOME:-~/.cache}/raidiam-sandbox/npm``."""
+    configured = os.environ.get(NPM_CACHE_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "raidiam-sandbox" / "npm"
 
 
 @contextlib.contextmanager
@@ -154,31 +171,33 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def prepare_authserver(node: str, log_path: Path) -> Path:
-    """Make sure the authorisation server's npm dependencies are installed; return the directory to run
+def prepare_authserver(node: str, run_dir: Path, log_path: Path) -> Path:
+    """Make sure the authorisation server's npm packages are installed; return the directory to run
     ``server.mjs`` from.
 
-    Runs ``npm ci`` in the package's ``authserver`` directory when its ``node_modules`` is missing or
-    older than ``package-lock.json``. If that directory is read-only, installs into
-    ``~/.cache/airflow-provider-raidiam/authserver-<lock hash>`` and runs a copy of the server from there.
+    The packages go into ``<npm_cache_dir()>/<lockfile digest>/node_modules`` (``npm ci``, once per
+    lockfile, under a file lock so that concurrent test runs do not race), never into the installed
+    package. ``run_dir`` (one per sandbox) gets a copy of ``server.mjs`` and a ``node_modules`` link to
+    the cache, so a sandbox always runs its own version of the server.
     """
     lock = (AUTHSERVER_DIR / "package-lock.json").read_bytes()
-    digest = hashlib.sha256(lock).hexdigest()
-    if _installed(AUTHSERVER_DIR, digest):
-        return AUTHSERVER_DIR
-    target = AUTHSERVER_DIR
-    if not os.access(AUTHSERVER_DIR, os.W_OK):
-        target = _cache_home() / "airflow-provider-raidiam" / f"authserver-{digest[:16]}"
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ("package.json", "package-lock.json", "server.mjs"):
-            tmp = target / f".{name}.tmp{os.getpid()}"
-            shutil.copyfile(AUTHSERVER_DIR / name, tmp)
-            os.replace(tmp, target / name)
-    with _file_lock(Path(tempfile.gettempdir()) / f"airflow-provider-raidiam-npm-{digest[:16]}.lock"):
-        if not _installed(target, digest):
-            _npm_ci(node, target, log_path)
-            (target / "node_modules" / _STAMP).write_text(digest)
-    return target
+    digest = hashlib.sha256(lock).hexdigest()[:16]
+    install_dir = npm_cache_dir() / digest
+    if not _installed(install_dir, digest):
+        with _file_lock(npm_cache_dir() / f"{digest}.lock"):
+            if not _installed(install_dir, digest):
+                install_dir.mkdir(parents=True, exist_ok=True)
+                for name in ("package.json", "package-lock.json"):
+                    shutil.copyfile(AUTHSERVER_DIR / name, install_dir / name)
+                _npm_ci(node, install_dir, log_path)
+                (install_dir / "node_modules" / _STAMP).write_text(digest)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(AUTHSERVER_DIR / "server.mjs", run_dir / "server.mjs")
+    link = run_dir / "node_modules"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(install_dir / "node_modules", target_is_directory=True)
+    return run_dir
 
 
 def _installed(directory: Path, digest: str) -> bool:
@@ -264,7 +283,7 @@ class Sandbox:
         self._children: list[_Child] = []
         self._as_ready: dict[str, Any] | None = None
         self._api_ready: dict[str, Any] | None = None
-        self._pki: TestPki | None = None
+        self._pki: SandboxPki | None = None
         self._session: requests.Session | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -290,9 +309,9 @@ class Sandbox:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         atexit.register(self.stop)
         try:
-            self._pki = TestPki.generate(self.state_dir / "pki")
+            self._pki = SandboxPki.generate(self.state_dir / "pki")
             node = check_node(self.node)
-            server_dir = prepare_authserver(node, self.state_dir / "npm-install.log")
+            server_dir = prepare_authserver(node, self.state_dir / "authserver", self.state_dir / "npm-install.log")
             self._as_ready = self._start_authserver(node, server_dir)
             if self.with_directory:
                 self._api_ready = self._start_directory()
@@ -366,7 +385,7 @@ class Sandbox:
         log_path = self.state_dir / f"{name}.log"
         env = dict(os.environ)
         # Let the emulator import this package even when it runs from a source tree.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_SOURCE_ROOT), env.get("PYTHONPATH")) if p)
         log = log_path.open("wb")
         try:
             process = subprocess.Popen(
@@ -401,7 +420,7 @@ class Sandbox:
     # ---- URLs --------------------------------------------------------------------------------------
 
     @property
-    def pki(self) -> TestPki:
+    def pki(self) -> SandboxPki:
         """The sandbox's test PKI (available once started)."""
         if self._pki is None:
             raise SandboxError("The sandbox is not started.")
@@ -483,7 +502,7 @@ class Sandbox:
         Replaces all faults: ``seed``, ``error_rate`` (statuses from ``error_statuses``), ``rate_limit_rate``,
         ``retry_after`` (``none``/``seconds``/``http-date``) with ``retry_after_seconds``, ``drop_rate``,
         ``latency_ms``, ``mutate_after_requests`` and ``mutate_repeat`` (see
-        :mod:`airflow_provider_raidiam.sandbox.directory_api`).
+        :mod:`raidiam_sandbox.directory_api`).
         """
         result: dict[str, Any] = self._admin("PUT", self.public_base_url + "/__sandbox/faults", faults)
         return result

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from airflow_provider_raidiam.sandbox.constants import KEY_PASSPHRASE, SIGNING_EC_KEY_ID, SIGNING_KEY_ID
+from raidiam_sandbox.constants import KEY_PASSPHRASE, SIGNING_EC_KEY_ID, SIGNING_KEY_ID
 
 CLIENT_NAMES: Final = ("tls-client", "other-client", "pkj-transport")
 """Valid client (transport) certificates signed by the sandbox CA, each with its own subject DN."""
@@ -200,7 +200,7 @@ def _make_leaf(
 
 
 @dataclass(frozen=True)
-class TestPki:
+class SandboxPki:
     """Paths and facts of a sandbox PKI stored as PEM files in ``directory``.
 
     Create one with :meth:`generate` (idempotent) or open an existing one with :meth:`load`.
@@ -214,7 +214,7 @@ class TestPki:
     # --- construction -------------------------------------------------------------------------
 
     @classmethod
-    def generate(cls, directory: Path | str) -> TestPki:
+    def generate(cls, directory: Path | str) -> SandboxPki:
         """Create the PKI in ``directory``, or reuse the one there if it is complete and still valid."""
         pki = cls(Path(directory).resolve())
         if pki.is_valid():
@@ -224,7 +224,7 @@ class TestPki:
         return pki
 
     @classmethod
-    def load(cls, directory: Path | str) -> TestPki:
+    def load(cls, directory: Path | str) -> SandboxPki:
         """Open an existing PKI.
 
         :raises FileNotFoundError: the directory does not hold a complete, current PKI.
@@ -232,7 +232,7 @@ class TestPki:
         pki = cls(Path(directory).resolve())
         if not pki.is_valid():
             raise FileNotFoundError(
-                f"No complete, valid sandbox PKI in {pki.directory}; create one with TestPki.generate()."
+                f"No complete, valid sandbox PKI in {pki.directory}; create one with SandboxPki.generate()."
             )
         return pki
 

@@ -1,6 +1,6 @@
 """Raidiam Connect Directory API emulator (stand-in for ``matls-api.<env>`` and ``data.<env>``).
 
-Run as ``python -m airflow_provider_raidiam.sandbox.directory_api --config <file.json>`` with config keys
+Run as ``python -m raidiam_sandbox.directory_api --config <file.json>`` with config keys
 ``host`` (must be ``127.0.0.1``), ``server_cert``, ``server_key``, ``ca_cert``, ``issuer``, ``audience``,
 ``seed``, ``organisations``, ``latency_ms``, ``ready_file`` and optionally ``api_port``/``public_port``
 (default 0 = ephemeral), ``default_page_size`` (default 100) and ``exit_on_stdin_eof`` (default false).
@@ -67,7 +67,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 
-from airflow_provider_raidiam.sandbox.dataset import ORG_CERT_TYPES, SS_CERT_TYPES, Dataset, build_dataset
+from raidiam_sandbox.dataset import ORG_CERT_TYPES, SS_CERT_TYPES, Dataset, build_dataset
 
 Json = dict[str, Any]
 Query = dict[str, list[str]]
