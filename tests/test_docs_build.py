@@ -67,9 +67,7 @@ def test_screenshots_of_the_connection_form_are_shown(site: Path) -> None:
     page = (site / "connection" / "index.html").read_text()
 
     for image in ("connection-form.png", "connection-form-extras.png"):
-        assert (DOCS / "img" / image).is_file(), (
-            f"docs/img/{image} is missing: run tests/integration/test_ui_browser.py"
-        )
+        assert (DOCS / "img" / image).is_file(), f"docs/img/{image} is missing: run bash scripts/docs_images.sh"
         assert f'src="../img/{image}"' in page
         assert (site / "img" / image).is_file()
 
