@@ -123,3 +123,7 @@ class ResponseDeadlineError(ApiError, requests.exceptions.Timeout):
     def __init__(self, message: str, *, deadline: float, url: str | None = None) -> None:
         super().__init__(message, url=url)
         self.deadline = deadline
+
+
+class SnapshotError(RaidiamError):
+    """Two snapshots cannot be compared, or a previous snapshot cannot be found or read."""
