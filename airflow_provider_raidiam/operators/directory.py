@@ -155,10 +155,16 @@ class RaidiamDirectoryOperator(_TablesOperator):
         return RaidiamHook(raidiam_conn_id=self.raidiam_conn_id)
 
     def execute(self, context: Context) -> Any:
+        self.check_delivery()
+        started = time.monotonic()
+        frames, note = self.read_tables()
+        return self.deliver(frames, context, single=isinstance(self.tables, str), started=started, calls=note)
+
+    def read_tables(self) -> tuple[dict[str, pd.DataFrame], str]:
+        """Validate the arguments and read the tables: ``({table: DataFrame}, note on the API calls made)``."""
         tables = _as_table_list(self.tables)
         if not tables:
-            raise ConfigurationError("RaidiamDirectoryOperator needs at least one table name in 'tables'.")
-        self.check_delivery()
+            raise ConfigurationError(f"{type(self).__name__} needs at least one table name in 'tables'.")
         filters = dict(self.filters or {})
         unknown = sorted(set(filters) - FILTERS)
         if unknown:
@@ -176,14 +182,12 @@ class RaidiamDirectoryOperator(_TablesOperator):
             filters["organisation_ids"] = list(self.organisation_ids)
         if self.status is not None:
             filters["status"] = self.status
-        started = time.monotonic()
         try:
             frames = self.hook.get_pandas_dfs(tables, **filters)
             calls, attempts = self.hook.client.call_stats()
         finally:
             self.hook.close()
-        note = f", {calls} API calls ({attempts - calls} retries)"
-        return self.deliver(frames, context, single=isinstance(self.tables, str), started=started, calls=note)
+        return frames, f", {calls} API calls ({attempts - calls} retries)"
 
 
 class RaidiamParticipantsOperator(_TablesOperator):

@@ -16,9 +16,10 @@ Two TLS (1.2+) listeners share one data set (``dataset.build_dataset(seed, organ
   or ``directory:website`` and ``cnf.x5t#S256`` equal to the SHA-256 thumbprint of the client certificate
   of *this* TLS connection. Failures: 401, ``WWW-Authenticate: Bearer error="invalid_token",
   error_description="..."`` and ``{"errors": ["..."]}`` (no token at all: ``Bearer realm="directory"``).
-* public (no client certificate): ``GET /participants`` (a plain JSON array, no token) and the admin
+* public (no client certificate): ``GET /participants`` (a plain JSON array, no token, with an ``ETag``:
+  ``If-None-Match`` with the current one gets ``304 Not Modified``) and the admin
   endpoints ``/__sandbox/stats``, ``/__sandbox/reset`` (POST), ``/__sandbox/ground-truth`` and
-  ``/__sandbox/faults`` (GET/PUT).
+  ``/__sandbox/faults`` (GET/PUT), and ``/__sandbox/changes`` (POST: change the data, see ``mutations``).
 
 Paths, envelopes and field names follow the Raidiam Connect OpenAPI 1.3.7 (see ``ROUTES``). Paged
 responses use the Micronaut-style envelope ``content, empty, numberOfElements, offset, pageNumber,
@@ -68,6 +69,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import jwt
 
 from raidiam_sandbox.dataset import ORG_CERT_TYPES, SS_CERT_TYPES, Dataset, build_dataset
+from raidiam_sandbox.mutations import DataChanges, apply_changes
 
 Json = dict[str, Any]
 Query = dict[str, list[str]]
@@ -81,6 +83,7 @@ _CT_JWKS = "application/jwk-set+json"
 _CT_JWK = "application/jwk+json"
 _REASONS = {
     200: "OK",
+    304: "Not Modified",
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
@@ -870,13 +873,20 @@ class Emulator:
             self.view.ds.add_organisation()
             self.view = self._new_view(self.view.ds)
 
+    def change_data(self, changes: DataChanges) -> Json:
+        """Apply ``changes`` (see :mod:`.mutations`), swap in a fresh view, and return what changed."""
+        with self.data_lock:
+            truth = apply_changes(self.view.ds, changes)
+            self.view = self._new_view(self.view.ds)
+        return truth
+
     def participants(self) -> Resp:
         """The ``/participants`` response of the current data (cached per view)."""
         view = self.view
         hit = view.cache.get("participants")
         if hit is None:
             with self.data_lock:  # Dataset.participants() walks lists a mutation may be changing
-                hit = view.cached("participants", lambda: Resp(200, _dumps(view.ds.participants())))
+                hit = view.cached("participants", lambda: _with_etag(_dumps(view.ds.participants())))
         return cast(Resp, hit)
 
     def ground_truth(self) -> bytes:
@@ -884,6 +894,11 @@ class Emulator:
         with self.data_lock:
             view = self.view
             return cast(bytes, view.cached("ground-truth", lambda: _dumps(view.ds.ground_truth())))
+
+
+def _with_etag(body: bytes) -> Resp:
+    """A 200 response whose ``ETag`` is a digest of ``body`` (``If-None-Match`` with it gets a 304)."""
+    return Resp(200, body, headers=(("ETag", f'"{hashlib.sha256(body).hexdigest()[:32]}"'),))
 
 
 class _TLSServer(ThreadingHTTPServer):
@@ -1040,6 +1055,8 @@ class _Handler(BaseHTTPRequestHandler):
                 resp = ApiError(405, "only GET is supported").resp()
             else:
                 resp = app.participants()
+                if self.headers.get("If-None-Match") == dict(resp.headers)["ETag"]:
+                    resp = Resp(304, b"", headers=resp.headers)
             app.count("/participants", resp.status)
             self._send(resp, iid)
             return
@@ -1058,6 +1075,12 @@ class _Handler(BaseHTTPRequestHandler):
             return Resp(200, _dumps({"reset": True}))
         if path == "/__sandbox/ground-truth" and method == "GET":
             return Resp(200, app.ground_truth())
+        if path == "/__sandbox/changes" and method == "POST":
+            try:
+                changes = DataChanges.parse(json.loads(body or b"{}"))
+            except (ValueError, TypeError) as exc:
+                raise ApiError(400, f"invalid changes: {exc}") from None
+            return Resp(200, _dumps(app.change_data(changes)))
         if path == "/__sandbox/faults" and method == "GET":
             return Resp(200, _dumps(asdict(app.faults)))
         if path == "/__sandbox/faults" and method == "PUT":

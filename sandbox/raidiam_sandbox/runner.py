@@ -511,6 +511,14 @@ class Sandbox:
         """What the Directory emulator serves, for comparing against what a client read."""
         return self._admin("GET", self.public_base_url + "/__sandbox/ground-truth")
 
+    def change_data(self, **changes: int) -> dict[str, Any]:
+        """Change the Directory emulator's data (``POST /__sandbox/changes``) and return what changed.
+
+        See :mod:`raidiam_sandbox.mutations` for the counts and the answer's shape.
+        """
+        result: dict[str, Any] = self._admin("POST", self.public_base_url + "/__sandbox/changes", changes)
+        return result
+
     def read_counters(self) -> dict[str, Any]:
         """Both servers' counters, each read over a new TLS connection that is closed afterwards.
 

@@ -46,7 +46,12 @@ def test_every_example_dag_imports() -> None:
 
     bag = DagBag(dag_folder=str(DAGS))
     assert not bag.import_errors
-    assert set(bag.dag_ids) == {"raidiam_directory_snapshot", "raidiam_certificate_expiry", "raidiam_participants"}
+    assert set(bag.dag_ids) == {
+        "raidiam_directory_snapshot",
+        "raidiam_directory_changes",
+        "raidiam_certificate_expiry",
+        "raidiam_participants",
+    }
 
 
 def test_directory_snapshot_writes_every_table_equal_to_ground_truth(sandbox: Sandbox, dag_env: Path) -> None:
