@@ -120,7 +120,7 @@ CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Return the provider's metadata: hook, operators and the ``raidiam`` connection form."""
+    """Return the provider's metadata: hook, operators, sensor, trigger and the ``raidiam`` connection form."""
     return {
         "package-name": "airflow-provider-raidiam",
         "name": "Raidiam",
@@ -132,8 +132,17 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Raidiam",
-                "python-modules": ["airflow_provider_raidiam.operators.directory"],
+                "python-modules": [
+                    "airflow_provider_raidiam.operators.directory",
+                    "airflow_provider_raidiam.operators.changes",
+                ],
             }
+        ],
+        "sensors": [
+            {"integration-name": "Raidiam", "python-modules": ["airflow_provider_raidiam.sensors.participants"]}
+        ],
+        "triggers": [
+            {"integration-name": "Raidiam", "python-modules": ["airflow_provider_raidiam.triggers.participants"]}
         ],
         "connection-types": [
             {

@@ -26,21 +26,17 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import psutil
 import pytest
 import requests
 from ground_truth import SNAPSHOT_TRUTH
-from processes import free_port, tail
+from processes import Airflow, free_port, migrate, tail
 
 from raidiam_sandbox import Sandbox
 
@@ -53,90 +49,8 @@ LOGICAL_DATE = "2025-06-30T12:00:00+00:00"
 DS = "2025-06-30"
 START_TIMEOUT = 120.0  # until the API server is healthy and the DAG is parsed
 RUN_TIMEOUT = 240.0  # from the trigger to the end of the run
-STOP_TIMEOUT = 30.0  # SIGTERM to exit, per process group, before SIGKILL
 
 JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}")
-
-
-def _processes_of(home: Path) -> list[psutil.Process]:
-    """Every live process whose environment has ``AIRFLOW_HOME=<home>`` (ours and their children)."""
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.environ().get("AIRFLOW_HOME") == str(home) and process.status() != psutil.STATUS_ZOMBIE:
-                found.append(process)
-        except (psutil.Error, OSError):
-            continue
-    return found
-
-
-@dataclass
-class Airflow:
-    """The running Airflow deployment of this module."""
-
-    url: str
-    home: Path
-    output: Path
-    env: dict[str, str]
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    session: requests.Session = field(default_factory=requests.Session)
-
-    def log_path(self, name: str) -> Path:
-        return self.home / f"{name}.log"
-
-    def spawn(self, name: str, *args: str) -> None:
-        with self.log_path(name).open("wb") as log:
-            self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "airflow", *args],
-                env=self.env,
-                cwd=self.home,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: workers and uvicorn stop with it
-            )
-
-    def check_alive(self) -> None:
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                pytest.fail(f"airflow {name} exited with {process.returncode}:\n{tail(self.log_path(name))}")
-
-    def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.session.request(method, self.url + "/api/v2" + path, timeout=30, **kwargs)
-        assert response.ok, f"{method} {path} answered {response.status_code}: {response.text[:2000]}"
-        return response.json()
-
-    def stop(self) -> None:
-        """SIGTERM each process group, SIGKILL what is left; fail if anything of this home survives."""
-        self.session.close()
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_TIMEOUT)
-        leftovers = _processes_of(self.home)
-        for process in leftovers:
-            process.kill()
-        psutil.wait_procs(leftovers, timeout=10)
-        assert not leftovers, f"processes outlived their Airflow component: {leftovers}"
-
-
-def _migrate(env: dict[str, str], home: Path) -> None:
-    migrate = subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        env=env,
-        cwd=home,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert migrate.returncode == 0, f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}"
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +89,7 @@ def airflow(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Itera
         }
     )
     started = time.monotonic()
-    _migrate(env, home)
+    migrate(env, home)
     deployment = Airflow(url=url, home=home, output=output, env=env)
     deployment.session.trust_env = False
     deployment.timings["migrate"] = time.monotonic() - started

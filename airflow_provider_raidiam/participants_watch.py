@@ -1,0 +1,90 @@
+"""One asyncio poll of the public participants list: a conditional GET and a digest of the body.
+
+Used by the triggerer (:mod:`airflow_provider_raidiam.triggers.participants`), so nothing here blocks the
+event loop: the body is streamed and hashed chunk by chunk, never parsed. Same rules as the rest of the
+provider: ``https`` only, TLS verified with the connection's CA (or the system store), no redirect
+followed, no proxy from the environment, and the body bounded (after decompression).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from airflow_provider_raidiam.exceptions import ApiError, ConfigurationError, ResponseFormatError
+from airflow_provider_raidiam.http import INTERACTION_HEADER
+
+DEFAULT_MAX_BYTES = 128 * 1024 * 1024
+"""The largest participants list accepted (Open Finance Brasil's is a few megabytes)."""
+_MAX_ETAG = 256
+
+
+@dataclass(frozen=True)
+class ParticipantsVersion:
+    """What one successful read of the participants list saw.
+
+    :param digest: SHA-256 (hex) of the body as received (decompressed).
+    :param etag: the server's ``ETag``, to send back as ``If-None-Match`` (``None`` if it sent none).
+    :param size: body length in bytes.
+    """
+
+    digest: str
+    etag: str | None
+    size: int
+
+
+def check_participants_url(url: str) -> str:
+    """``url`` if it is an ``https://`` URL with a host, else a :class:`ConfigurationError`."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ConfigurationError(
+            f"participants_url must be an https:// URL such as "
+            f"https://data.directory.openbankingbrasil.org.br/participants, got {url!r}."
+        )
+    return url
+
+
+def new_async_client(ssl_context: object, timeout: float) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` that verifies with ``ssl_context``, follows no redirect and ignores proxies."""
+    return httpx.AsyncClient(
+        verify=ssl_context,  # type: ignore[arg-type]
+        trust_env=False,
+        follow_redirects=False,
+        timeout=httpx.Timeout(timeout),
+        headers={"Accept": "application/json"},
+    )
+
+
+async def fetch_version(
+    client: httpx.AsyncClient, url: str, *, etag: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> ParticipantsVersion | None:
+    """GET ``url`` once (``If-None-Match: etag`` when given); ``None`` when the server answers 304.
+
+    :raises ApiError: any status but 200 and 304 (a redirect is not followed).
+    :raises ResponseFormatError: a body larger than ``max_bytes`` or that is not a JSON array.
+    """
+    headers = {INTERACTION_HEADER: str(uuid.uuid4())}
+    if etag:
+        headers["If-None-Match"] = etag
+    async with client.stream("GET", check_participants_url(url), headers=headers) as response:
+        if response.status_code == 304 and etag:
+            return None
+        if response.status_code != 200:
+            moved = " (a redirect: not followed)" if 300 <= response.status_code < 400 else ""
+            raise ApiError(f"GET {url} answered {response.status_code}{moved}.", status=response.status_code, url=url)
+        digest, size, first = hashlib.sha256(), 0, b""
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise ResponseFormatError(f"GET {url}: the body is larger than {max_bytes} bytes.", url=url)
+            first = first or chunk.lstrip()
+            digest.update(chunk)
+        if not first.startswith(b"["):
+            raise ResponseFormatError(f"GET {url}: the body is not a JSON array of participants.", url=url)
+        new_etag = response.headers.get("ETag")
+    usable = new_etag if new_etag and len(new_etag) <= _MAX_ETAG and new_etag.isprintable() else None
+    return ParticipantsVersion(digest.hexdigest(), usable, size)
