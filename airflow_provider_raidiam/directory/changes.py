@@ -27,13 +27,25 @@ import pandas as pd
 from airflow_provider_raidiam.directory.schema import TABLES
 from airflow_provider_raidiam.exceptions import SnapshotError
 
-__all__ = ["ADDED", "CHANGE", "CHANGED", "CHANGED_COLUMNS", "REMOVED", "count_changes", "diff_table", "diff_tables"]
+__all__ = [
+    "ADDED",
+    "CHANGE",
+    "CHANGED",
+    "CHANGED_COLUMNS",
+    "CHANGES_SUFFIX",
+    "REMOVED",
+    "count_changes",
+    "diff_table",
+    "diff_tables",
+]
 
 CHANGE = "change"
 """Name of the column saying what happened to the row: :data:`ADDED`, :data:`REMOVED` or :data:`CHANGED`."""
 CHANGED_COLUMNS = "changed_columns"
 """Name of the column listing, for changed rows, the columns whose value changed (JSON array text)."""
 ADDED, REMOVED, CHANGED = "added", "removed", "changed"
+CHANGES_SUFFIX = "_changes"
+"""Name suffix of a table's changes when written next to it (``organisations_changes.parquet``)."""
 _ORDER = {ADDED: 0, REMOVED: 1, CHANGED: 2}
 
 

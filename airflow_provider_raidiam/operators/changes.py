@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import Asset, AssetAlias, Context, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowSkipException
 
-from airflow_provider_raidiam.directory.changes import count_changes, diff_tables
+from airflow_provider_raidiam.directory.changes import CHANGES_SUFFIX, count_changes, diff_tables
 from airflow_provider_raidiam.directory.flatten import empty_frame
 from airflow_provider_raidiam.exceptions import ConfigurationError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
@@ -22,8 +22,6 @@ from airflow_provider_raidiam.operators.snapshots import (
     snapshot_folder,
     storage_path,
 )
-
-CHANGES_SUFFIX = "_changes"
 
 
 def changes_asset(raidiam_conn_id: str, table: str) -> Asset:
@@ -116,6 +114,7 @@ class RaidiamDirectoryChangesOperator(RaidiamDirectoryOperator):
             str(folder),
             SNAPSHOT_FORMAT,
         )
+        self.lineage_outputs = {name: info["uri"] for name, info in written.items()}
         summary: dict[str, Any] = {
             "snapshot_uri": str(folder),
             "previous_uri": None if previous_folder is None else str(previous_folder),

@@ -20,6 +20,7 @@ from airflow_provider_raidiam.client import PublicClient
 from airflow_provider_raidiam.directory.catalogue import PARTICIPANT_TABLES, read_participant_tables, read_tables
 from airflow_provider_raidiam.exceptions import ConfigurationError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
+from airflow_provider_raidiam.lineage import directory_namespace, operator_lineage
 from airflow_provider_raidiam.operators.output import check_output_format, write_tables
 
 DEFAULT_MAX_XCOM_ROWS = 100_000
@@ -57,6 +58,14 @@ class _TablesOperator(BaseOperator):
         self.output_uri = output_uri
         self.output_format = output_format
         self.max_xcom_rows = max_xcom_rows
+        self.lineage_inputs: dict[str, str] = {}
+        """``{table: OpenLineage namespace}`` of the tables read, set by ``execute``."""
+        self.lineage_outputs: dict[str, str] = {}
+        """``{name: URI}`` of the files written, set by ``execute``."""
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage inputs (the Directory tables read) and outputs (the files written), with schemas."""
+        return operator_lineage(self.lineage_inputs, self.lineage_outputs)
 
     def check_delivery(self) -> None:
         """Refuse a bad ``output_format`` before anything is read (``deliver`` would find it only after)."""
@@ -75,6 +84,7 @@ class _TablesOperator(BaseOperator):
         detail = ", ".join(f"{table}={count}" for table, count in rows.items())
         if self.output_uri:
             written = write_tables(frames, self.output_uri, check_output_format(self.output_format))
+            self.lineage_outputs = {table: info["uri"] for table, info in written.items()}
             self._record_outlet_events(context, written)
             result: Any = {"output_uri": self.output_uri, "format": self.output_format, "tables": written}
             action = f"Wrote {len(written)} table(s) as {self.output_format} to {self.output_uri}"
@@ -187,6 +197,15 @@ class RaidiamDirectoryOperator(_TablesOperator):
             calls, attempts = self.hook.client.call_stats()
         finally:
             self.hook.close()
+        settings = self.hook.settings
+        self.lineage_inputs = {
+            table: directory_namespace(
+                settings.participants_url
+                if table in PARTICIPANT_TABLES and settings.participants_url
+                else str(settings.api_base_url)
+            )
+            for table in frames
+        }
         return frames, f", {calls} API calls ({attempts - calls} retries)"
 
 
@@ -240,6 +259,8 @@ class RaidiamParticipantsOperator(_TablesOperator):
                 frames = read_participant_tables(public, self.participants_url, tables)
             finally:
                 public.close()
+            url = self.participants_url
+        self.lineage_inputs = {table: directory_namespace(url) for table in frames}
         return self.deliver(frames, context, single=isinstance(self.tables, str), started=started)
 
 
@@ -288,6 +309,7 @@ class RaidiamApiOperator(_TablesOperator):
                 body: Any = list(hook.paginate(self.endpoint, params=self.query_params))
             else:
                 body = hook.client.get_json(self.endpoint, params=self.query_params)
+            self.lineage_inputs = {self.endpoint: directory_namespace(str(hook.settings.api_base_url))}
         records = body if isinstance(body, list) else [body]
         frame = pd.json_normalize(records, record_path=self.record_path, meta=self.meta, sep="_")
         return self.deliver({self.table_name: frame}, context, single=True, started=started)
