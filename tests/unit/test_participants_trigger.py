@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import json
 from collections.abc import Callable
 
 import httpx
 import pytest
+from support.hostile_peer import HostilePeer, Reply
 
 from airflow_provider_raidiam.exceptions import ApiError, ConfigurationError, ResponseFormatError
 from airflow_provider_raidiam.participants_watch import fetch_version
+from airflow_provider_raidiam.sandbox.pki import TestPki
 from airflow_provider_raidiam.sensors.participants import RaidiamParticipantsChangeSensor
 from airflow_provider_raidiam.triggers.participants import RaidiamParticipantsTrigger
 
@@ -142,3 +145,45 @@ def test_the_sensor_defers_to_the_trigger_with_its_timeout() -> None:
     assert kwargs["poll_interval"] == 30
     event = {"participants_url": URL, "sha256": "cd", "previous_sha256": "ab", "etag": None, "bytes": 2}
     assert sensor.execute_complete({}, event) == event  # type: ignore[arg-type]
+
+
+def test_the_trigger_survives_a_hostile_server_and_fires_only_on_a_real_change(
+    pki: TestPki, hostile_peer: Callable[..., HostilePeer]
+) -> None:
+    peer = hostile_peer(pki)
+    elsewhere = hostile_peer(pki, host="127.0.0.3")
+    first, second = [{"OrganisationId": "a"}], [{"OrganisationId": "b"}]
+    replies = [
+        Reply.json(first, headers={"ETag": '"e1"'}),  # the baseline
+        Reply.redirect(elsewhere.url_for("/participants")),  # not followed
+        Reply.gzip_bomb(50 << 20, prefix=b"["),  # bounded after decompression
+        Reply.huge(5 << 20, prefix=b"["),  # bounded
+        Reply.json({"errors": ["maintenance"]}),  # 200 but not a list of participants
+        Reply.raw_bytes(b"garbage\r\n\r\n"),  # not HTTP
+        Reply(304),  # answers our If-None-Match: unchanged
+        Reply.json(second, headers={"ETag": '"e2"'}),  # the change
+    ]
+    peer.respond(lambda request: replies[min(len(peer.requests), len(replies)) - 1])
+    trigger = RaidiamParticipantsTrigger(
+        participants_url=peer.url_for("/participants"),
+        ca_bundle=str(pki.ca_cert),
+        poll_interval=0.01,
+        max_bytes=1 << 20,
+    )
+
+    async def first_event() -> dict[str, object]:
+        events = trigger.run()
+        try:
+            return (await anext(events)).payload  # type: ignore[no-any-return]
+        finally:
+            await events.aclose()
+
+    event = asyncio.run(first_event())
+    assert event["previous_sha256"] == hashlib.sha256(json.dumps(first).encode()).hexdigest()
+    assert event["sha256"] == hashlib.sha256(json.dumps(second).encode()).hexdigest()
+    assert event["etag"] == '"e2"'
+    assert len(peer.requests) == len(replies), "one request per poll, and no event before the real change"
+    elsewhere.assert_untouched()
+    assert [r.header("If-None-Match") for r in peer.requests] == [None] + ['"e1"'] * (len(replies) - 1)
+    assert peer.bearer_tokens == []
+    assert peer.client_certificates == []
