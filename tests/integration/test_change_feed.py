@@ -72,6 +72,14 @@ def ids(frame: pd.DataFrame, change: str, column: str) -> list[str]:
     return sorted(frame.loc[frame["change"] == change, column].astype(str))
 
 
+def assert_feed_equals(folder: Path, edits: dict[str, Any]) -> None:
+    """The change files in ``folder`` list exactly the ids the emulator says it added, removed and changed."""
+    for table, (key, column) in FEED_TRUTH.items():
+        frame = changes_of(folder, table)
+        for change in ("added", "removed", "changed"):
+            assert ids(frame, change, column) == edits[change].get(key, []), f"{table}: {change} rows"
+
+
 def task_states(run: Any) -> dict[str, str]:
     return {ti.task_id: ti.state for ti in run.get_task_instances()}
 
@@ -113,11 +121,7 @@ def test_change_feed_equals_the_emulators_ground_truth(changing_sandbox: Sandbox
     second = dag.test(logical_date=DAY_1 + timedelta(days=1))
     assert second.state == "success"
     day_2 = tmp_path / "changes" / "2025-07-01"
-    for table, (key, column) in FEED_TRUTH.items():
-        frame = changes_of(day_2, table)
-        for change, expected in (("added", edits["added"]), ("removed", edits["removed"])):
-            assert ids(frame, change, column) == expected.get(key, []), f"{table}: {change} rows"
-        assert ids(frame, "changed", column) == edits["changed"].get(key, []), f"{table}: changed rows"
+    assert_feed_equals(day_2, edits)
     endpoints = changes_of(day_2, "api_discovery_endpoints")
     moved = endpoints[endpoints.change == "changed"]
     assert set(moved.changed_columns) == {json.dumps(["api_endpoint"])}
@@ -140,3 +144,33 @@ def test_change_feed_equals_the_emulators_ground_truth(changing_sandbox: Sandbox
     assert summary["previous_uri"].endswith("/changes/2025-07-01")
     for table in FEED_TRUTH:
         assert changes_of(tmp_path / "changes" / "2025-07-02", table).empty
+
+
+@pytest.fixture(scope="module")
+def demo_scale_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """A sandbox of its own at the demo's scale: 2,000 organisations."""
+    with Sandbox(tmp_path_factory.mktemp("sandbox-2000"), organisations=2000, seed=3) as running:
+        yield running
+
+
+@pytest.mark.timeout(3600)
+def test_change_feed_at_demo_scale(
+    demo_scale_sandbox: Sandbox, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox = demo_scale_sandbox
+    monkeypatch.setenv("AIRFLOW_CONN_RAIDIAM_DEFAULT", sandbox.connection_uri_env("tls"))
+    monkeypatch.setenv("AIRFLOW_VAR_RAIDIAM_OUTPUT_ROOT", tmp_path.as_uri())
+    dag = load_changes_dag()
+    assert dag.test(logical_date=DAY_1).state == "success"
+    edits = sandbox.change_data(
+        seed=5,
+        add_organisations=20,
+        remove_organisations=15,
+        change_endpoints=40,
+        remove_endpoints=30,
+        revoke_certificates=25,
+    )
+    assert sandbox.ground_truth()["organisations"]["count"] == 2000 + 20 - 15
+    second = dag.test(logical_date=DAY_1 + timedelta(days=1))
+    assert second.state == "success"
+    assert_feed_equals(tmp_path / "changes" / "2025-07-01", edits)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from airflow_provider_raidiam.directory.schema import TABLES
-from airflow_provider_raidiam.sandbox import Sandbox
+from raidiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 

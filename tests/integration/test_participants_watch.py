@@ -23,7 +23,7 @@ import pytest
 import requests
 from processes import Airflow, migrate, tail
 
-from airflow_provider_raidiam.sandbox import Sandbox
+from raidiam_sandbox import Sandbox
 from airflow_provider_raidiam.triggers.participants import RaidiamParticipantsTrigger
 
 pytestmark = pytest.mark.integration
