@@ -105,8 +105,8 @@ class RaidiamDirectoryChangesOperator(RaidiamDirectoryOperator):
             previous_folder: ObjectStoragePath | None = storage_path(self.previous_uri, "previous_uri")
         else:
             previous_folder = latest_snapshot_before(folder, tables)
-        current, note = self.read_tables()
         previous = read_snapshot(previous_folder, tables) if previous_folder is not None else {}
+        current, note = self.read_tables()
         changes = diff_tables({t: previous.get(t, empty_frame(t)) for t in current}, current)
 
         written = write_tables(
