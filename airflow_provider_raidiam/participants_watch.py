@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx
 
-from airflow_provider_raidiam.exceptions import ApiError, ConfigurationError, ResponseFormatError
+from airflow_provider_raidiam.boundary import require_https_url
+from airflow_provider_raidiam.exceptions import ApiError, ResponseFormatError
 from airflow_provider_raidiam.http import INTERACTION_HEADER
 
 DEFAULT_MAX_BYTES = 128 * 1024 * 1024
@@ -38,14 +38,8 @@ class ParticipantsVersion:
 
 
 def check_participants_url(url: str) -> str:
-    """``url`` if it is an ``https://`` URL with a host, else a :class:`ConfigurationError`."""
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise ConfigurationError(
-            f"participants_url must be an https:// URL such as "
-            f"https://data.directory.openbankingbrasil.org.br/participants, got {url!r}."
-        )
-    return url
+    """``url`` if it is a plain ``https://`` URL (the provider's one URL rule), else a :class:`ConfigurationError`."""
+    return require_https_url(url, "participants_url")
 
 
 def new_async_client(ssl_context: object, timeout: float) -> httpx.AsyncClient:
