@@ -8,6 +8,7 @@ followed, no proxy from the environment, and the body bounded (after decompressi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -15,11 +16,15 @@ from dataclasses import dataclass
 import httpx
 
 from airflow_provider_raidiam.boundary import require_https_url
-from airflow_provider_raidiam.exceptions import ApiError, ResponseFormatError
+from airflow_provider_raidiam.exceptions import (
+    ApiError,
+    ResponseDeadlineError,
+    ResponseFormatError,
+    ResponseTooLargeError,
+)
 from airflow_provider_raidiam.http import INTERACTION_HEADER
+from airflow_provider_raidiam.limits import DEFAULT_ATTEMPT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES
 
-DEFAULT_MAX_BYTES = 128 * 1024 * 1024
-"""The largest participants list accepted (Open Finance Brasil's is a few megabytes)."""
 _MAX_ETAG = 256
 
 
@@ -54,17 +59,36 @@ def new_async_client(ssl_context: object, timeout: float) -> httpx.AsyncClient:
 
 
 async def fetch_version(
-    client: httpx.AsyncClient, url: str, *, etag: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    etag: str | None = None,
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    deadline: float = DEFAULT_ATTEMPT_DEADLINE,
 ) -> ParticipantsVersion | None:
     """GET ``url`` once (``If-None-Match: etag`` when given); ``None`` when the server answers 304.
 
+    :param max_bytes: the largest body accepted, after decompression.
+    :param deadline: seconds the whole request (connect, headers and body) may take.
     :raises ApiError: any status but 200 and 304 (a redirect is not followed).
-    :raises ResponseFormatError: a body larger than ``max_bytes`` or that is not a JSON array.
+    :raises ResponseTooLargeError: a body larger than ``max_bytes``.
+    :raises ResponseDeadlineError: no complete answer within ``deadline`` (e.g. a body dripped slowly).
+    :raises ResponseFormatError: a body that is not a JSON array.
     """
+    try:
+        async with asyncio.timeout(deadline):
+            return await _fetch(client, check_participants_url(url), etag, max_bytes)
+    except TimeoutError:
+        raise ResponseDeadlineError(
+            f"GET {url}: no complete answer within {deadline:g}s.", deadline=deadline, url=url
+        ) from None
+
+
+async def _fetch(client: httpx.AsyncClient, url: str, etag: str | None, max_bytes: int) -> ParticipantsVersion | None:
     headers = {INTERACTION_HEADER: str(uuid.uuid4())}
     if etag:
         headers["If-None-Match"] = etag
-    async with client.stream("GET", check_participants_url(url), headers=headers) as response:
+    async with client.stream("GET", url, headers=headers) as response:
         if response.status_code == 304 and etag:
             return None
         if response.status_code != 200:
@@ -74,7 +98,9 @@ async def fetch_version(
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > max_bytes:
-                raise ResponseFormatError(f"GET {url}: the body is larger than {max_bytes} bytes.", url=url)
+                raise ResponseTooLargeError(
+                    f"GET {url}: the body is larger than {max_bytes} bytes.", limit=max_bytes, url=url
+                )
             first = first or chunk.lstrip()
             digest.update(chunk)
         if not first.startswith(b"["):

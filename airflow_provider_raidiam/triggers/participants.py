@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,16 +23,21 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow_provider_raidiam.connection import DEFAULT_TIMEOUT, RaidiamSettings
 from airflow_provider_raidiam.credentials import build_tls_material
 from airflow_provider_raidiam.exceptions import ConfigurationError, RaidiamError
-from airflow_provider_raidiam.participants_watch import (
-    DEFAULT_MAX_BYTES,
-    check_participants_url,
-    fetch_version,
-    new_async_client,
-)
+from airflow_provider_raidiam.limits import DEFAULT_ATTEMPT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES
+from airflow_provider_raidiam.participants_watch import check_participants_url, fetch_version, new_async_client
 
 DEFAULT_POLL_INTERVAL = 300.0
 STATE_KEY = "raidiam_participants_sha256"
 """Asset-state key under which a watcher remembers the last digest (Airflow 3.3+), across triggerer restarts."""
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: str
+    ssl_context: ssl.SSLContext
+    timeout: float
+    max_bytes: int
+    attempt_deadline: float
 
 
 class RaidiamParticipantsTrigger(BaseEventTrigger):
@@ -48,8 +55,10 @@ class RaidiamParticipantsTrigger(BaseEventTrigger):
     :param ca_bundle: CA file path or PEM text to trust instead of the system store (or the connection's).
     :param poll_interval: seconds between polls.
     :param since_hash: the digest to compare the first read with (e.g. ``sha256`` of a previous event).
-    :param timeout: seconds per request (default: the connection's, else 30).
-    :param max_bytes: the largest body accepted.
+    :param timeout: seconds a connect or read may wait (default: the connection's, else 30).
+    :param max_bytes: the largest body accepted, after decompression (default: the connection's
+        ``max_response_bytes``, else 64 MiB).
+    :param attempt_deadline: seconds one poll may take in all (default: the connection's, else 120).
     """
 
     def __init__(
@@ -61,17 +70,22 @@ class RaidiamParticipantsTrigger(BaseEventTrigger):
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         since_hash: str | None = None,
         timeout: float | None = None,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_bytes: int | None = None,
+        attempt_deadline: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if participants_url is None and raidiam_conn_id is None:
             raise ConfigurationError("RaidiamParticipantsTrigger needs participants_url or raidiam_conn_id.")
         if participants_url is not None:
             check_participants_url(participants_url)
-        for name, value in (("poll_interval", poll_interval), ("timeout", timeout)):
+        for name, value in (
+            ("poll_interval", poll_interval),
+            ("timeout", timeout),
+            ("attempt_deadline", attempt_deadline),
+        ):
             if value is not None and (isinstance(value, bool) or not 0 < value < math.inf):
                 raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}.")
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
             raise ConfigurationError(f"max_bytes must be a positive integer, got {max_bytes!r}.")
         self.participants_url = participants_url
         self.raidiam_conn_id = raidiam_conn_id
@@ -80,6 +94,7 @@ class RaidiamParticipantsTrigger(BaseEventTrigger):
         self.since_hash = since_hash
         self.timeout = timeout
         self.max_bytes = max_bytes
+        self.attempt_deadline = attempt_deadline
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and keyword arguments (configuration only, so a watcher's identity is stable)."""
@@ -93,18 +108,22 @@ class RaidiamParticipantsTrigger(BaseEventTrigger):
                 "since_hash": self.since_hash,
                 "timeout": self.timeout,
                 "max_bytes": self.max_bytes,
+                "attempt_deadline": self.attempt_deadline,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll forever; yield one event per change."""
-        url, ssl_context, timeout = await self._target()
+        target = await self._target()
+        url = target.url
         seen = self.since_hash or await self._remembered()
         etag: str | None = None
-        async with new_async_client(ssl_context, timeout) as client:
+        async with new_async_client(target.ssl_context, target.timeout) as client:
             while True:
                 try:
-                    version = await fetch_version(client, url, etag=etag, max_bytes=self.max_bytes)
+                    version = await fetch_version(
+                        client, url, etag=etag, max_bytes=target.max_bytes, deadline=target.attempt_deadline
+                    )
                 except (RaidiamError, httpx.HTTPError) as error:
                     self.log.warning("Participants poll failed (%s); trying again in %.0fs", error, self.poll_interval)
                 else:
@@ -128,22 +147,32 @@ class RaidiamParticipantsTrigger(BaseEventTrigger):
                             await self._remember(seen)
                 await asyncio.sleep(self.poll_interval)
 
-    async def _target(self) -> tuple[str, Any, float]:
-        """The URL, a verifying SSL context (built in a thread: it reads files) and the request timeout."""
-        url, ca_bundle, timeout = self.participants_url, self.ca_bundle, self.timeout
+    async def _target(self) -> _Target:
+        """Where and how to poll: the connection's values unless the trigger's own are given."""
+        url, ca_bundle = self.participants_url, self.ca_bundle
+        timeout, max_bytes, deadline = self.timeout, self.max_bytes, self.attempt_deadline
         if self.raidiam_conn_id is not None:
             settings = RaidiamSettings.from_connection(await _connection(self.raidiam_conn_id))
             url = url or settings.participants_url
             ca_bundle = ca_bundle or settings.ca_bundle
             timeout = timeout or settings.timeout
+            max_bytes = max_bytes or settings.max_response_bytes
+            deadline = deadline or settings.attempt_deadline
         if url is None:
             raise ConfigurationError(
                 f"No participants URL: set participants_url on the trigger or on connection {self.raidiam_conn_id!r}."
             )
+        # Building the SSL context reads files: a worker thread, so the triggerer's event loop never waits.
         material = await asyncio.to_thread(
             build_tls_material, ca_bundle=ca_bundle, transport_cert=None, transport_key=None, passphrase=None
         )
-        return check_participants_url(url), material.server_only_context, timeout or DEFAULT_TIMEOUT
+        return _Target(
+            url=check_participants_url(url),
+            ssl_context=material.server_only_context,
+            timeout=timeout or DEFAULT_TIMEOUT,
+            max_bytes=max_bytes or DEFAULT_MAX_RESPONSE_BYTES,
+            attempt_deadline=deadline or DEFAULT_ATTEMPT_DEADLINE,
+        )
 
     async def _remembered(self) -> str | None:
         store = getattr(self, "asset_state_store", None)

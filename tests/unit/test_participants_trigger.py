@@ -17,7 +17,12 @@ import httpx
 import pytest
 from support.hostile_peer import HostilePeer, Reply
 
-from airflow_provider_raidiam.exceptions import ApiError, ConfigurationError, ResponseFormatError
+from airflow_provider_raidiam.exceptions import (
+    ApiError,
+    ConfigurationError,
+    ResponseFormatError,
+    ResponseTooLargeError,
+)
 from airflow_provider_raidiam.participants_watch import fetch_version
 from airflow_provider_raidiam.sandbox.pki import TestPki
 from airflow_provider_raidiam.sensors.participants import RaidiamParticipantsChangeSensor
@@ -74,12 +79,12 @@ def test_the_digest_is_of_the_decompressed_body() -> None:
         (httpx.Response(304), ApiError, "answered 304"),  # 304 without our If-None-Match is not 'unchanged'
         (httpx.Response(503, content=b"down"), ApiError, "answered 503"),
         (httpx.Response(200, content=b"<html>maintenance</html>"), ResponseFormatError, "not a JSON array"),
-        (httpx.Response(200, content=b"[" + b" " * 2000 + b"]"), ResponseFormatError, "larger than 1000 bytes"),
+        (httpx.Response(200, content=b"[" + b" " * 2000 + b"]"), ResponseTooLargeError, "larger than 1000 bytes"),
         (
             httpx.Response(
                 200, content=gzip.compress(b"[" + b"0," * 5000 + b"0]"), headers={"Content-Encoding": "gzip"}
             ),
-            ResponseFormatError,
+            ResponseTooLargeError,
             "larger than 1000 bytes",
         ),
     ],
@@ -103,6 +108,7 @@ def test_an_unusable_etag_is_not_sent_back() -> None:
         ({"participants_url": URL, "poll_interval": float("inf")}, "poll_interval must be a positive number"),
         ({"participants_url": URL, "timeout": -1}, "timeout must be a positive number"),
         ({"participants_url": URL, "max_bytes": 0}, "max_bytes must be a positive integer"),
+        ({"participants_url": URL, "attempt_deadline": 0}, "attempt_deadline must be a positive number"),
     ],
 )
 def test_bad_trigger_arguments_are_typed_errors(kwargs: dict[str, object], message: str) -> None:
@@ -158,6 +164,7 @@ def test_the_trigger_survives_a_hostile_server_and_fires_only_on_a_real_change(
         Reply.redirect(elsewhere.url_for("/participants")),  # not followed
         Reply.gzip_bomb(50 << 20, prefix=b"["),  # bounded after decompression
         Reply.huge(5 << 20, prefix=b"["),  # bounded
+        Reply.drip(json.dumps(second).encode(), every=1.0),  # bounded by the attempt deadline
         Reply.json({"errors": ["maintenance"]}),  # 200 but not a list of participants
         Reply.raw_bytes(b"garbage\r\n\r\n"),  # not HTTP
         Reply(304),  # answers our If-None-Match: unchanged
@@ -169,6 +176,7 @@ def test_the_trigger_survives_a_hostile_server_and_fires_only_on_a_real_change(
         ca_bundle=str(pki.ca_cert),
         poll_interval=0.01,
         max_bytes=1 << 20,
+        attempt_deadline=0.5,
     )
 
     async def first_event() -> dict[str, object]:
