@@ -23,8 +23,8 @@ import pytest
 import requests
 from processes import Airflow, migrate, tail
 
-from raidiam_sandbox import Sandbox
 from airflow_provider_raidiam.triggers.participants import RaidiamParticipantsTrigger
+from raidiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from airflow_provider_raidiam.sandbox.dataset import build_dataset
-from airflow_provider_raidiam.sandbox.mutations import DataChanges, apply_changes
+from raidiam_sandbox.dataset import build_dataset
+from raidiam_sandbox.mutations import DataChanges, apply_changes
 
 
 def ids(truth: dict[str, dict[str, list[str]]], kind: str, key: str) -> set[str]:

@@ -24,9 +24,9 @@ from airflow_provider_raidiam.exceptions import (
     ResponseTooLargeError,
 )
 from airflow_provider_raidiam.participants_watch import fetch_version
-from airflow_provider_raidiam.sandbox.pki import TestPki
 from airflow_provider_raidiam.sensors.participants import RaidiamParticipantsChangeSensor
 from airflow_provider_raidiam.triggers.participants import RaidiamParticipantsTrigger
+from raidiam_sandbox.pki import SandboxPki
 
 URL = "https://data.directory.example/participants"
 BODY = b'[{"OrganisationId": "a"}]'
@@ -154,7 +154,7 @@ def test_the_sensor_defers_to_the_trigger_with_its_timeout() -> None:
 
 
 def test_the_trigger_survives_a_hostile_server_and_fires_only_on_a_real_change(
-    pki: TestPki, hostile_peer: Callable[..., HostilePeer]
+    pki: SandboxPki, hostile_peer: Callable[..., HostilePeer]
 ) -> None:
     peer = hostile_peer(pki)
     elsewhere = hostile_peer(pki, host="127.0.0.3")
