@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -257,6 +258,39 @@ def test_hostile_error_text_stays_one_bounded_line(
     assert "Marking task as SUCCESS" in message, "the server's text is still there, escaped"
     for record in caplog.records:
         assert_one_safe_line(record.getMessage())
+
+
+def test_hostile_error_text_cannot_forge_a_task_log_line(
+    peer: HostilePeer,
+    sandbox: Sandbox,
+    airflow_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    caplog.set_level(0)  # every record of every logger
+    peer.respond(Reply.json({"errors": [FORGED]}, status=400, headers={INTERACTION_HEADER: FORGED_ID}))
+    conn = connection(sandbox, participants_url=peer.url_for("/participants"))
+    monkeypatch.setenv("AIRFLOW_CONN_RAIDIAM_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW_VAR_RAIDIAM_OUTPUT_ROOT", tmp_path.as_uri())
+    dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("raidiam_participants")
+    assert dag is not None
+
+    dag_run = dag.test(logical_date=datetime(2025, 6, 30, 12, tzinfo=UTC))
+
+    assert dag_run.state == "failed"
+    assert [r.path for r in peer.requests] == ["/participants"]
+    out, err = capfd.readouterr()
+    log_folder = airflow_db / "logs"
+    files = [p.read_text(errors="replace") for p in log_folder.rglob("*") if p.is_file()] if log_folder.exists() else []
+    everything = "\n".join([out, err, caplog.text, *files])
+    assert "Marking task as SUCCESS" in everything, "the server's error was logged (escaped)"
+    assert "\x1b" not in everything
+    forged = [line for line in everything.splitlines() if line.lstrip().startswith("[2026-12-01, 03:00:00 UTC]")]
+    assert forged == [], "a server wrote its own line into the task log"
 
 
 # -- token lifetime -------------------------------------------------------------------------------------
