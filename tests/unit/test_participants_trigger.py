@@ -8,6 +8,7 @@ against a real TLS server is in ``tests/integration/test_participants_watch.py``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import json
@@ -195,3 +196,49 @@ def test_the_trigger_survives_a_hostile_server_and_fires_only_on_a_real_change(
     assert [r.header("If-None-Match") for r in peer.requests] == [None] + ['"e1"'] * (len(replies) - 1)
     assert peer.bearer_tokens == []
     assert peer.client_certificates == []
+
+
+class RecordingStore:
+    """Stands in for the asset state store the triggerer gives a watcher (Airflow 3.3): a dict."""
+
+    def __init__(self, **state: str) -> None:
+        self.state: dict[str, object] = dict(state)
+
+    async def aget(self, key: str, default: object = None) -> object:
+        return self.state.get(key, default)
+
+    async def aset(self, key: str, value: object) -> None:
+        self.state[key] = value
+
+
+def test_a_watcher_remembers_the_digest_so_a_change_during_a_restart_still_fires(
+    pki: SandboxPki, hostile_peer: Callable[..., HostilePeer]
+) -> None:
+    body = json.dumps([{"OrganisationId": "b"}]).encode()
+    peer = hostile_peer(pki)
+    peer.respond(Reply(200, {"Content-Type": "application/json"}, body))
+    store = RecordingStore(raidiam_participants_sha256="digest-seen-before-the-restart")
+    trigger = RaidiamParticipantsTrigger(
+        participants_url=peer.url_for("/participants"), ca_bundle=str(pki.ca_cert), poll_interval=0.01
+    )
+    trigger.asset_state_store = store  # type: ignore[assignment]
+
+    async def first_event_then_one_more_poll() -> tuple[dict[str, object], object]:
+        events = trigger.run()
+        event = (await anext(events)).payload
+        stored_at_event = store.state["raidiam_participants_sha256"]
+        polling = asyncio.ensure_future(anext(events))
+        while len(peer.requests) < 2:
+            await asyncio.sleep(0.01)
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+        await events.aclose()
+        return event, stored_at_event
+
+    event, stored_at_event = asyncio.run(first_event_then_one_more_poll())
+    assert event["previous_sha256"] == "digest-seen-before-the-restart"
+    assert len(peer.requests) >= 2
+    # Remembered only once the triggerer took the event (at least once: a crash in between fires again).
+    assert stored_at_event == "digest-seen-before-the-restart"
+    assert store.state["raidiam_participants_sha256"] == hashlib.sha256(body).hexdigest()
