@@ -46,8 +46,9 @@ class RaidiamParticipantsTrigger(BaseEventTrigger):
     The first read sets the baseline (no event) unless ``since_hash`` gives one; in an ``AssetWatcher`` on
     Airflow 3.3+ the last digest seen is also kept in the watched asset's state, so a change made while
     the triggerer was down still fires. The digest is remembered once the triggerer has taken the event,
-    so delivery is at least once: a triggerer stopped in between fires that change again. A failed poll (network error, error status, a body that is not a
-    JSON array or is too large) is logged and retried at the next interval: it never fires.
+    so delivery is at least once: a triggerer stopped in between fires that change again. A failed poll
+    (network error, error status, a body that is not a JSON array, too large or too slow) is logged and
+    retried at the next interval: it never fires.
 
     Event payload: ``{"participants_url", "sha256", "previous_sha256", "etag", "bytes"}``.
 
