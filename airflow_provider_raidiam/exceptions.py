@@ -23,6 +23,13 @@ class ForeignHostError(ConfigurationError):
     """A request would send the token or the client certificate to a host the connection does not name."""
 
 
+class UnsupportedAirflowError(ConfigurationError, ImportError):
+    """The installed Apache Airflow is a combination this provider does not support.
+
+    An ``ImportError`` too, so that Airflow's providers manager reports it as a failed import.
+    """
+
+
 class CredentialError(ConfigurationError):
     """A certificate, private key, CA bundle or passphrase cannot be used."""
 

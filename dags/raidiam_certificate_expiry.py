@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 import pendulum
+from airflow.exceptions import AirflowException
 from airflow.sdk import DAG, Param, task
-from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_raidiam.operators.directory import RaidiamDirectoryOperator
 

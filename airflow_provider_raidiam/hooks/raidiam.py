@@ -6,17 +6,22 @@ from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook
-from airflow.sdk.log import mask_secret
-
 from airflow_provider_raidiam.client import RaidiamClient
 from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.credentials import is_pem_text
 from airflow_provider_raidiam.exceptions import RaidiamError
+from airflow_provider_raidiam.form_fallback import connection_form_widgets, ui_field_behaviour
+from airflow_provider_raidiam.get_provider_info import get_provider_info
+from airflow_provider_raidiam.version_compat import BaseHook, mask_secret
 
 if TYPE_CHECKING:
     import pandas as pd
     import requests
+
+
+def _connection_type() -> dict[str, Any]:
+    entry: dict[str, Any] = get_provider_info()["connection-types"][0]
+    return entry
 
 
 class RaidiamHook(BaseHook):
@@ -32,6 +37,16 @@ class RaidiamHook(BaseHook):
     default_conn_name = "raidiam_default"
     conn_type = "raidiam"
     hook_name = "Raidiam"
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's extra fields where Airflow does not read ``conn-fields`` (Airflow 3.0 and 3.1)."""
+        return connection_form_widgets(_connection_type()["conn-fields"])
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The form's standard fields where Airflow does not read ``ui-field-behaviour`` (3.0 and 3.1)."""
+        return ui_field_behaviour(_connection_type()["ui-field-behaviour"])
 
     def __init__(self, raidiam_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -14,7 +14,6 @@ from functools import cached_property
 from typing import Any
 
 import pandas as pd
-from airflow.sdk import Asset, BaseOperator, Context
 
 from airflow_provider_raidiam.client import PublicClient
 from airflow_provider_raidiam.directory.catalogue import PARTICIPANT_TABLES, read_participant_tables, read_tables
@@ -22,6 +21,7 @@ from airflow_provider_raidiam.exceptions import ConfigurationError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from airflow_provider_raidiam.lineage import directory_namespace, operator_lineage
 from airflow_provider_raidiam.operators.output import check_output_format, write_tables
+from airflow_provider_raidiam.version_compat import Asset, BaseOperator, Context
 
 DEFAULT_MAX_XCOM_ROWS = 100_000
 FILTERS = frozenset(

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import pandas as pd
-from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_raidiam.exceptions import ConfigurationError
+from airflow_provider_raidiam.version_compat import ObjectStoragePath
 
 OutputFormat = Literal["parquet", "csv"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("parquet", "csv")
