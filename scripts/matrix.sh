@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The compatibility matrix: every supported Airflow line, installed as a user would, runs tests/matrix.
+#
+#   bash scripts/matrix.sh            # every line of requirements/airflow-3.*.txt
+#   bash scripts/matrix.sh 3.0 3.2    # only these lines
+#
+# Per line: one venv, made with plain pip from the provider's and the sandbox's wheels, that line's
+# Airflow and its known-good constraints (requirements/airflow-3.X.txt names the Airflow release and the
+# Python). tests/matrix then runs twice: with the line's own pandas, and with the other pandas major laid
+# over it (pip install --target, first on PYTHONPATH). The venvs are cached under
+# ${RAIDIAM_MATRIX_CACHE:-~/.cache/airflow-provider-raidiam/matrix}, keyed by the constraints' pins: a
+# later run only reinstalls the two wheels. A first run downloads about 1.5 GB and takes 10-20 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+cache=${RAIDIAM_MATRIX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/airflow-provider-raidiam/matrix}
+# The other pandas major each line is also tested with.
+pandas_2=2.3.3
+pandas_3=3.1.1
+quiet_pip=(--quiet --disable-pip-version-check --no-input)
+
+header() { sed -n "s/^# $1: //p" "$2"; }
+
+find_python() {  # find_python 3.12 -> an interpreter of that version (PATH first, then pyenv's)
+  local version=$1 candidate
+  for candidate in "python$version" "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/"$version".*/bin/"python$version"; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c pass 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+lines=("$@")
+if [ ${#lines[@]} -eq 0 ]; then
+  for file in requirements/airflow-3.*.txt; do
+    name=${file##*/airflow-}
+    lines+=("${name%.txt}")
+  done
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/raidiam-matrix.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+echo "== building the wheels (provider, sandbox)"
+python3 -m pip wheel "${quiet_pip[@]}" --no-deps --wheel-dir "$work/wheels" "$repo" "$repo/sandbox" \
+  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+wheels=("$work"/wheels/*.whl)
+
+failed=()
+for line in "${lines[@]}"; do
+  constraints=$repo/requirements/airflow-$line.txt
+  [ -f "$constraints" ] || { echo "no $constraints: unknown Airflow line $line" >&2; exit 2; }
+  airflow_version=$(header airflow "$constraints")
+  python_version=$(header python "$constraints")
+  python_bin=$(find_python "$python_version") || {
+    echo "Python $python_version (for Airflow $line) is not installed: install it or run other lines." >&2
+    exit 2
+  }
+  venv=$cache/airflow-$line
+  stamp=$({ echo "$python_version"; grep -v '^#' "$constraints"; } | sha256sum | cut -c1-16)
+  started=$(date +%s)
+  if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]; then
+    echo "== Airflow $airflow_version: new venv with Python $python_version (first time: several minutes)"
+    rm -rf "$venv"
+    "$python_bin" -m venv "$venv"
+    "$venv/bin/python" -m pip install "${quiet_pip[@]}" --constraint "$constraints" \
+      "apache-airflow==$airflow_version" "${wheels[@]}" pytest \
+      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    echo "$stamp" >"$venv/.stamp"
+  else
+    echo "== Airflow $airflow_version: cached venv, reinstalling the wheels"
+    "$venv/bin/python" -m pip install "${quiet_pip[@]}" --no-deps --force-reinstall "${wheels[@]}" \
+      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  fi
+  "$venv/bin/python" -m pip check
+
+  own_pandas=$("$venv/bin/python" -c 'import pandas; print(pandas.__version__)')
+  case $own_pandas in 2.*) other_pandas=$pandas_3 ;; *) other_pandas=$pandas_2 ;; esac
+  overlay=$cache/pandas-$other_pandas-py$python_version
+  if [ ! -f "$overlay/.complete" ]; then
+    rm -rf "$overlay"
+    "$venv/bin/python" -m pip install "${quiet_pip[@]}" --no-deps --target "$overlay" "pandas==$other_pandas" \
+      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    touch "$overlay/.complete"
+  fi
+
+  for pandas_version in "$own_pandas" "$other_pandas"; do
+    run_env=(AIRFLOW_HOME="$(mktemp -d "$work/airflow-home.XXXXXX")" AIRFLOW__CORE__LOAD_EXAMPLES=False
+      RAIDIAM_MATRIX_AIRFLOW="$airflow_version" RAIDIAM_MATRIX_PANDAS="$pandas_version")
+    [ "$pandas_version" = "$own_pandas" ] || run_env+=(PYTHONPATH="$overlay")
+    echo "== Airflow $airflow_version, Python $python_version, pandas $pandas_version"
+    # Run outside the repository (its source must not shadow the installed wheel) and without the
+    # project's conftest files and settings: only tests/matrix, as a user's environment sees it.
+    if ! (cd "$work" && env -u PYTHONPATH "${run_env[@]}" "$venv/bin/python" -m pytest "$repo/tests/matrix" \
+      -c /dev/null --rootdir "$work" --confcutdir "$repo/tests/matrix" --import-mode importlib \
+      -o "markers=integration" -p no:cacheprovider -q -rs -W "ignore::DeprecationWarning"); then
+      failed+=("Airflow $airflow_version + pandas $pandas_version")
+    fi
+  done
+  echo "== Airflow $airflow_version done in $(($(date +%s) - started)) s"
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'matrix FAILED for: %s\n' "${failed[@]}" >&2
+  exit 1
+fi
+echo "matrix passed: Airflow ${lines[*]}, each with pandas 2 and 3"
