@@ -24,7 +24,7 @@ class ForeignHostError(ConfigurationError):
 
 
 class UnsupportedAirflowError(ConfigurationError, ImportError):
-    """The installed Apache Airflow is a combination this provider does not support.
+    """The installed Apache Airflow is a version this provider does not support.
 
     An ``ImportError`` too, so that Airflow's providers manager reports it as a failed import.
     """

@@ -8,12 +8,12 @@ Everything lives under ``.demo/``. Usage: ``bash scripts/demo.sh [--organisation
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -75,21 +75,40 @@ def main() -> int:
     for path in files:
         metadata = pq.read_metadata(path)
         print(f"  {path.stem:<{width}}  {metadata.num_rows:>8} rows  {metadata.num_columns:>3} columns  {path.name}")
-    print(
-        "\nSeen by the sandbox: "
-        + json.dumps(
-            {
-                "token_requests": as_stats.get("token_requests"),
-                "discovery_requests": as_stats.get("discovery_requests"),
-                "api_requests": api_stats.get("requests"),
-                "tls_handshakes": {
-                    "authserver": as_stats.get("tls_handshakes"),
-                    "api": api_stats.get("tls_handshakes"),
-                },
-            }
-        )
-    )
+    print_counters(as_stats, api_stats)
+    print_next_steps(demo_dir, snapshot_dir, log_path)
     return 0
+
+
+def print_counters(as_stats: dict[str, Any], api_stats: dict[str, Any]) -> None:
+    """What the sandbox's servers counted during the DAG run, each number explained."""
+    handshakes = (
+        f"{as_stats.get('tls_handshakes')} at the authorisation server, {api_stats.get('tls_handshakes')} at the API"
+    )
+    rows = [
+        (as_stats.get("token_requests"), "token requests", "bound access tokens, cached, shared by all tables"),
+        (as_stats.get("discovery_requests"), "discovery requests", "the OpenID configuration, cached once fetched"),
+        (api_stats.get("requests"), "Directory API requests", "pages of all tables; shared lists read once"),
+    ]
+    print("\nWhat the sandbox's servers counted during the run:")
+    for count, what, why in rows:
+        print(f"  {count!s:>6}  {what:<24}{why}")
+    print(f"  TLS handshakes: {handshakes} (keep-alive connections are reused across requests)")
+
+
+def print_next_steps(demo_dir: Path, snapshot_dir: Path, log_path: Path) -> None:
+    """Where to look and what to try after the demo."""
+    print(
+        f"""
+Next steps:
+  - Read the DAG that ran, {ROOT / "dags" / f"{DAG_ID}.py"}, its task log, {log_path},
+    and the tables, {snapshot_dir} (pandas.read_parquet).
+  - Start the sandbox yourself and keep it running: .venv/bin/python -m raidiam_sandbox
+    It prints an `export AIRFLOW_CONN_RAIDIAM_DEFAULT=...` line: paste it into the shell of your own
+    Airflow (pip install airflow-provider-raidiam there) and run any DAG of dags/ against the sandbox.
+  - Connect to a real Raidiam directory: README.md, "Connecting to a real Raidiam directory".
+  - Everything the demo made is under {demo_dir}; delete it to start afresh."""
+    )
 
 
 if __name__ == "__main__":

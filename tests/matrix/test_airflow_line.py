@@ -70,15 +70,22 @@ def test_providers_manager_registers_the_hook_with_its_form() -> None:
     assert set(behaviour["hidden_fields"]) == set(CONNECTION_TYPE["ui-field-behaviour"]["hidden-fields"])
 
 
+UI_HOOK_META = """
+import json
+from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+[meta] = [entry for entry in HookMetaService.hook_meta_data() if entry.connection_type == "raidiam"]
+print(json.dumps(meta.model_dump(), default=str))
+"""
+
+
 def test_ui_connection_endpoint_draws_the_raidiam_form() -> None:
-    """What ``GET /ui/connections/hook_meta`` returns to the connection form for ``raidiam``."""
-    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+    """What ``GET /ui/connections/hook_meta`` returns for ``raidiam``, from a fresh process like the API server's."""
+    result = subprocess.run([sys.executable, "-c", UI_HOOK_META], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    meta = json.loads(result.stdout.strip().splitlines()[-1])
+    extra_fields, standard = meta["extra_fields"], meta["standard_fields"]
 
-    [meta] = [entry for entry in HookMetaService.hook_meta_data() if entry.connection_type == "raidiam"]
-    extra_fields = meta.model_dump()["extra_fields"]
-    standard = meta.model_dump()["standard_fields"]
-
-    assert extra_fields, "the raidiam form has no extra fields on this Airflow"
+    assert extra_fields, f"the raidiam form has no extra fields on this Airflow:\n{result.stderr[-4000:]}"
     assert list(extra_fields) == list(CONN_FIELDS)
     for name, spec in CONN_FIELDS.items():
         schema = extra_fields[name]["schema"]
@@ -92,7 +99,11 @@ def test_ui_connection_endpoint_draws_the_raidiam_form() -> None:
 
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment of the Airflow commands: their own home with a migrated SQLite database."""
+    """Environment of the Airflow commands: their own home, its SQLite database migrated and the DAGs parsed.
+
+    Parsing registers the DAGs' assets, as the DAG processor of a deployment does (Airflow 3.0 refuses to
+    run a task whose outlets are not registered).
+    """
     home = tmp_path_factory.mktemp("airflow-home")
     env = {
         **os.environ,
@@ -103,6 +114,7 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
     env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
     airflow(env, "db", "migrate")
+    airflow(env, "dags", "reserialize")
     return env
 
 
