@@ -11,7 +11,7 @@ echo "== mypy (strict)"; mypy
 echo "== pytest"
 status=0
 python -m pytest -p no:cacheprovider --cov=airflow_provider_raidiam --cov=raidiam_sandbox --cov-report=term-missing:skip-covered \
-  --cov-fail-under=90 "$@" || status=$?
+  --cov-fail-under=90 -rs "$@" || status=$?
 if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure here." >&2
 fi

@@ -9,8 +9,8 @@ Screenshots of the form go to ``build/screenshots/`` (or ``$RAIDIAM_SCREENSHOT_D
 Then it saves a connection to the sandbox through the form and presses *Test Connection* in the list,
 which runs ``RaidiamHook.test_connection()`` inside the API server.
 
-Skips (with the reason) only where Chromium cannot run: no Playwright, no ``/usr/bin/chromium``, or a
-browser that does not start. Never downloads a browser.
+Skips (with the reason) only where Chromium cannot run: no Playwright, no Chromium on PATH (or in
+``RAIDIAM_TEST_CHROMIUM``), or a browser that does not start. Never downloads a browser.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,7 +42,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = Path(os.environ.get("RAIDIAM_SCREENSHOT_DIR") or ROOT / "build" / "screenshots")
 SCREENSHOT = SCREENSHOT_DIR / "connection-form.png"
 SCREENSHOT_EXTRAS = SCREENSHOT_DIR / "connection-form-extras.png"
-CHROMIUM = Path(os.environ.get("RAIDIAM_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM = Path(
+    os.environ.get("RAIDIAM_TEST_CHROMIUM")
+    or next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+    or "/usr/bin/chromium"
+)
+"""RAIDIAM_TEST_CHROMIUM, else the first Chromium or Chrome on PATH."""
 # What the machine notes say a headless Chromium needs here (no GPU, closed network, root).
 CHROMIUM_ARGS = [
     "--headless",
@@ -79,7 +86,10 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     except ImportError as exc:
         pytest.skip(f"Playwright (python) is not installed ({exc}); install the 'test' extra")
     if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's package ('apt-get install chromium')")
+        pytest.skip(
+            f"no Chromium: none of {', '.join(CHROMIUM_NAMES)} is on PATH and RAIDIAM_TEST_CHROMIUM is not set; "
+            "install Debian's package ('apt-get install chromium')"
+        )
     playwright = sync_playwright().start()
     try:
         try:
