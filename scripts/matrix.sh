@@ -77,11 +77,13 @@ for line in "${lines[@]}"; do
 
   own_pandas=$("$venv/bin/python" -c 'import pandas; print(pandas.__version__)')
   case $own_pandas in 2.*) other_pandas=$pandas_3 ;; *) other_pandas=$pandas_2 ;; esac
-  overlay=$cache/pandas-$other_pandas-py$python_version
+  overlay=$venv/overlay-pandas-$other_pandas
   if [ ! -f "$overlay/.complete" ]; then
+    # pandas with what it needs (pandas 2 needs pytz, which pandas 3 dropped), at the venv's versions.
     rm -rf "$overlay"
-    "$venv/bin/python" -m pip install "${quiet_pip[@]}" --no-deps --target "$overlay" "pandas==$other_pandas" \
-      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    "$venv/bin/python" -m pip freeze | grep -iv -e '^pandas==' -e ' @ ' >"$work/venv-pins.txt"
+    "$venv/bin/python" -m pip install "${quiet_pip[@]}" --target "$overlay" --constraint "$work/venv-pins.txt" \
+      "pandas==$other_pandas" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     touch "$overlay/.complete"
   fi
 
