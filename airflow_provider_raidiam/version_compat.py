@@ -45,8 +45,21 @@ if TYPE_CHECKING or AIRFLOW_V_3_1_PLUS:
 else:  # Airflow 3.0 kept BaseHook in core
     from airflow.hooks.base import BaseHook
 
-from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath  # noqa: E402 (after the gate)
+if TYPE_CHECKING or AIRFLOW_V_3_2_PLUS:
+    from airflow.sdk.exceptions import AirflowSkipException
+else:  # before 3.2 the task exceptions lived in core
+    from airflow.exceptions import AirflowSkipException
+
+from airflow.sdk import (  # noqa: E402 (after the gate)
+    Asset,
+    AssetAlias,
+    BaseOperator,
+    BaseSensorOperator,
+    Context,
+    ObjectStoragePath,
+)
 from airflow.sdk.log import mask_secret  # noqa: E402
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent  # noqa: E402
 
 
 def xcom_serde() -> ModuleType:
@@ -100,11 +113,16 @@ __all__ = [
     "AIRFLOW_V_3_2_PLUS",
     "AIRFLOW_V_3_3_PLUS",
     "MIN_AIRFLOW_VERSION",
+    "AirflowSkipException",
     "Asset",
+    "AssetAlias",
+    "BaseEventTrigger",
     "BaseHook",
     "BaseOperator",
+    "BaseSensorOperator",
     "Context",
     "ObjectStoragePath",
+    "TriggerEvent",
     "check_airflow_version",
     "mask_secret",
     "register_dataframe_serializer",

@@ -6,9 +6,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import Asset, AssetAlias, Context, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowSkipException
-
 from airflow_provider_raidiam.directory.changes import CHANGES_SUFFIX, count_changes, diff_tables
 from airflow_provider_raidiam.directory.flatten import empty_frame
 from airflow_provider_raidiam.exceptions import ConfigurationError
@@ -22,6 +19,7 @@ from airflow_provider_raidiam.operators.snapshots import (
     snapshot_folder,
     storage_path,
 )
+from airflow_provider_raidiam.version_compat import AirflowSkipException, Asset, AssetAlias, Context, ObjectStoragePath
 
 
 def changes_asset(raidiam_conn_id: str, table: str) -> Asset:

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import Final
 
 import pandas as pd
-from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_raidiam.exceptions import ConfigurationError, SnapshotError
+from airflow_provider_raidiam.version_compat import ObjectStoragePath
 
 SNAPSHOT_FORMAT: Final = "parquet"
 

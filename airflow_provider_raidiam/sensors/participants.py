@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, Context
-
 from airflow_provider_raidiam.triggers.participants import DEFAULT_POLL_INTERVAL, RaidiamParticipantsTrigger
+from airflow_provider_raidiam.version_compat import BaseSensorOperator, Context
 
 
 class RaidiamParticipantsChangeSensor(BaseSensorOperator):

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from airflow.sdk import BaseHook
-from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_raidiam.connection import DEFAULT_TIMEOUT, RaidiamSettings
 from airflow_provider_raidiam.credentials import build_tls_material
 from airflow_provider_raidiam.exceptions import ConfigurationError, RaidiamError
 from airflow_provider_raidiam.limits import DEFAULT_ATTEMPT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES
 from airflow_provider_raidiam.participants_watch import check_participants_url, fetch_version, new_async_client
+from airflow_provider_raidiam.version_compat import BaseEventTrigger, BaseHook, TriggerEvent
 
 DEFAULT_POLL_INTERVAL = 300.0
 STATE_KEY = "raidiam_participants_sha256"

@@ -12,6 +12,7 @@ no metadata database, and the same code serves every Airflow line.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sqlite3
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 CONNECTION_TYPE: dict[str, Any] = get_provider_info()["connection-types"][0]
 CONN_FIELDS: dict[str, Any] = CONNECTION_TYPE["conn-fields"]
+SECTIONS = ("hooks", "operators", "sensors", "triggers")
 EXPIRY_DAG = "raidiam_certificate_expiry"
 REFERENCE_DATE = "2025-06-30T12:00:00+00:00"  # the sandbox data set's reference date
 
@@ -50,6 +52,15 @@ def test_this_is_the_airflow_and_pandas_the_matrix_asked_for() -> None:
     assert airflow.__version__ == expected_airflow
     assert pd.__version__ == os.environ["RAIDIAM_MATRIX_PANDAS"]
     assert "site-packages" in Path(airflow_provider_raidiam.__file__).parts, "the repository's source was imported"
+
+
+def test_every_module_of_the_provider_info_imports() -> None:
+    info = get_provider_info()
+    modules = [module for section in SECTIONS for item in info.get(section, []) for module in item["python-modules"]]
+
+    assert {"hooks", "operators"} <= {section for section in SECTIONS if info.get(section)}
+    for module in modules:
+        importlib.import_module(module)
 
 
 def test_providers_manager_registers_the_hook_with_its_form() -> None:
@@ -71,6 +82,7 @@ def test_providers_manager_registers_the_hook_with_its_form() -> None:
 
 
 UI_HOOK_META = """
+import importlib
 import json
 from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
 [meta] = [entry for entry in HookMetaService.hook_meta_data() if entry.connection_type == "raidiam"]
