@@ -41,14 +41,13 @@ def airflow_db() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_process_caches() -> Iterator[None]:
+def _fresh_process_caches() -> None:
     """Each test starts without cached discovery documents or tokens (they are per process)."""
     from airflow_provider_raidiam import discovery
     from airflow_provider_raidiam.auth.token_client import TOKEN_CACHE
 
     discovery.clear_cache()
     TOKEN_CACHE.clear()
-    return
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from airflow.sdk.log import mask_secret
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from airflow_provider_raidiam.client import RaidiamClient
 from airflow_provider_raidiam.exceptions import (
@@ -812,7 +813,7 @@ def test_a_certificate_close_to_expiry_warns_and_still_works(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=5))
-        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
     cert_path, key_path = tmp_path / "expiring.pem", tmp_path / "expiring.key"

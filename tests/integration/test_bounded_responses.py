@@ -25,10 +25,10 @@ import pytest
 from support.hostile_peer import HostilePeer, Received, Reply
 
 from airflow_provider_raidiam.auth import token_client as token_module
-from airflow_provider_raidiam.client import INTERACTION_HEADER, PublicClient, RaidiamClient
+from airflow_provider_raidiam.client import PublicClient, RaidiamClient
 from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.exceptions import ApiError, ResponseDeadlineError, ResponseTooLargeError
-from airflow_provider_raidiam.http import RetryPolicy
+from airflow_provider_raidiam.http import INTERACTION_HEADER, RetryPolicy
 from raidiam_sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,6 @@ what its servers saw.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ def load_dag(dag_id: str) -> Any:
 
 
 @pytest.fixture
-def dag_env(sandbox: Sandbox, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def dag_env(sandbox: Sandbox, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Connection and output root of the example DAGs, pointing at the sandbox and a tmp dir."""
     monkeypatch.setenv("AIRFLOW_CONN_RAIDIAM_DEFAULT", sandbox.connection_uri_env("tls"))
     monkeypatch.setenv("AIRFLOW_VAR_RAIDIAM_OUTPUT_ROOT", tmp_path.as_uri())
@@ -100,4 +99,5 @@ def test_certificate_expiry_dag_finds_the_servers_expiring_certificates(
         with create_session() as session:
             query = XComModel.get_many(run_id=run.run_id, dag_ids=dag.dag_id, task_ids="report_expiring")
             frame = deserialize(XComModel.deserialize_value(session.scalars(query).first()))
+        assert isinstance(frame, pd.DataFrame)
         assert sorted(frame["kid"]) == truth["ids"]

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from airflow_provider_raidiam.auth.binding import bound_certificate, check_token_binding
-from airflow_provider_raidiam.auth.token_client import TOKEN_CACHE
+from airflow_provider_raidiam.auth.token_client import TOKEN_CACHE, AccessToken
 from airflow_provider_raidiam.exceptions import BindingError, DiscoveryError, TokenError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from raidiam_sandbox import Sandbox
@@ -110,9 +110,7 @@ def test_a_refused_token_is_renewed_once_and_the_call_succeeds(make_hook: MakeHo
     hook = make_hook("tls")
     hook.get_access_token()
     key = next(key for key in TOKEN_CACHE._tokens if key[1] == hook.settings.client_id)
-    TOKEN_CACHE.put(
-        key, TOKEN_CACHE.get(key).__class__(value=foreign_token, renew_at=1e18, expires_at=1e18, scope=None)
-    )
+    TOKEN_CACHE.put(key, AccessToken(value=foreign_token, renew_at=1e18, expires_at=1e18, scope=None))
     response = hook.request("GET", "/organisations", params={"page": 0, "size": 1})
     assert response.status_code == 200
     assert sandbox.api_stats()["rejected_tokens"] == 1

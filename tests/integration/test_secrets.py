@@ -212,7 +212,7 @@ def run_dag(sandbox: Sandbox, airflow_db: Path, tmp_path: Path, monkeypatch: pyt
         assert (file_mode, folder_mode) == (0o600, 0o700), path
 
 
-CONNECTIONS = {
+CONNECTIONS: dict[str, dict[str, Any]] = {
     "tls": {"client": "tls"},
     "pkj": {"client": "pkj"},
     "tls-pem-text-encrypted-key": {"client": "tls", "pem_text": True, "encrypted_key": True},

@@ -298,6 +298,7 @@ class HostilePeer:
             for open_socket in self._open_sockets:
                 with contextlib.suppress(OSError):
                     open_socket.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
             self._thread.join(timeout=30)
         self._server.server_close()
         shutil.rmtree(self._workdir, ignore_errors=True)
@@ -504,7 +505,7 @@ class _Server(socketserver.ThreadingTCPServer):
     def __init__(self, peer: HostilePeer, address: tuple[str, int]) -> None:
         self.peer = peer
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        super().__init__(address, _RequestHandler)
+        super().__init__(address, socketserver.BaseRequestHandler)  # unused: finish_request builds the handler
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """Runs in the accepting thread, in accept order: the record that a connection arrived."""

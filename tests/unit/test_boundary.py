@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -147,7 +148,7 @@ def session() -> requests.Session:
 
 
 @pytest.fixture
-def mocked() -> responses.RequestsMock:
+def mocked() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
 

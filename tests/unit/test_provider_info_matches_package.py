@@ -83,10 +83,10 @@ def test_every_module_defining_one_is_listed_and_every_listed_module_defines_one
 def test_hook_class_is_a_base_hook_in_a_listed_module() -> None:
     cls = hook_class()
 
-    assert issubclass(cls, BaseHook)
     assert cls.__module__ in listed_modules("hooks")
     assert cls.conn_type == CONNECTION_TYPE["connection-type"]
     assert cls.hook_name == CONNECTION_TYPE["hook-name"]
+    assert issubclass(cls, BaseHook)
 
 
 def test_conn_name_attr_is_the_hooks_init_parameter_and_default() -> None:
@@ -101,7 +101,7 @@ def test_conn_name_attr_is_the_hooks_init_parameter_and_default() -> None:
 
 def test_every_public_operator_takes_the_hooks_conn_name_attr() -> None:
     conn_name_attr = hook_class().conn_name_attr
-    operators = [
+    operators: list[type[Any]] = [
         cls
         for module in map(importlib.import_module, sorted(listed_modules("operators")))
         for cls in classes_defined(module, BaseOperator)

@@ -21,10 +21,10 @@ from airflow_provider_raidiam.auth.binding import check_token_binding
 from airflow_provider_raidiam.auth.client_auth import TlsClientAuth
 from airflow_provider_raidiam.auth.token_client import TokenClient
 from airflow_provider_raidiam.boundary import AllowedOrigins
-from airflow_provider_raidiam.client import INTERACTION_HEADER, RaidiamClient
+from airflow_provider_raidiam.client import RaidiamClient
 from airflow_provider_raidiam.credentials import TlsMaterial, build_tls_material
 from airflow_provider_raidiam.exceptions import ApiError, BindingError, DiscoveryError, RaidiamError, TokenError
-from airflow_provider_raidiam.http import new_session
+from airflow_provider_raidiam.http import INTERACTION_HEADER, new_session
 from airflow_provider_raidiam.server_text import MAX_SERVER_TEXT, interaction_id, server_text
 
 FORGED = "denied\r\n[2026-12-01, 03:00:00 UTC] {taskinstance.py:1} INFO - Marking task as SUCCESS\x1b[2K\x1b[1A"
