@@ -17,7 +17,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 
 import pytest
 import requests
@@ -91,6 +91,7 @@ def test_the_trigger_fires_once_per_change_with_one_request_per_poll(restored_sa
 
     async def scenario() -> tuple[dict[str, object], tuple[int, int], tuple[int, int]]:
         events = trigger.run()
+        assert isinstance(events, AsyncGenerator)  # run() is an async generator: it can be closed
         first = asyncio.ensure_future(anext(events))
         counts = await asyncio.to_thread(participants_requests, sandbox)
         while counts[0] < 6:  # the baseline read and at least five unchanged polls

@@ -177,7 +177,8 @@ def task_log(airflow: Airflow, run: Run, task_id: str) -> str:
         timeout=30,
     )
     assert response.ok, f"GET {path} answered {response.status_code}: {response.text[:2000]}"
-    return response.text
+    text: str = response.text
+    return text
 
 
 def test_every_task_succeeds_under_the_scheduler(airflow: Airflow, snapshot_run: Run) -> None:

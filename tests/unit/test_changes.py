@@ -33,7 +33,7 @@ def random_table(table: str, rows: int, rng: random.Random) -> pd.DataFrame:
         if column.name in schema.key:
             position = schema.key.index(column.name)
             # composite keys: the first part repeats, the last part makes the whole key unique
-            values = [i // 3 if position < len(schema.key) - 1 else i for i in range(rows)]
+            values: list[object] = [i // 3 if position < len(schema.key) - 1 else i for i in range(rows)]
             data[column.name] = values if column.kind is Kind.POSITION else [f"{column.name}-{v}" for v in values]
         else:
             data[column.name] = [random_value(column.kind, rng) for _ in range(rows)]

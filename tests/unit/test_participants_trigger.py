@@ -12,7 +12,7 @@ import contextlib
 import gzip
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 
 import httpx
 import pytest
@@ -182,6 +182,7 @@ def test_the_trigger_survives_a_hostile_server_and_fires_only_on_a_real_change(
 
     async def first_event() -> dict[str, object]:
         events = trigger.run()
+        assert isinstance(events, AsyncGenerator)  # run() is an async generator: it can be closed
         try:
             return (await anext(events)).payload  # type: ignore[no-any-return]
         finally:
