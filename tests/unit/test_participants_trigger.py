@@ -226,6 +226,7 @@ def test_a_watcher_remembers_the_digest_so_a_change_during_a_restart_still_fires
 
     async def first_event_then_one_more_poll() -> tuple[dict[str, object], object]:
         events = trigger.run()
+        assert isinstance(events, AsyncGenerator)  # run() is an async generator: it can be closed
         event = (await anext(events)).payload
         stored_at_event = store.state["raidiam_participants_sha256"]
         polling = asyncio.ensure_future(anext(events))

@@ -98,14 +98,14 @@ def test_registered_serializer_writes_the_pandas_2_name_that_every_reader_knows(
 
 def test_registration_leaves_a_registry_that_knows_the_name_alone() -> None:
     current = {name: object() for name in ("pandas.DataFrame", PANDAS_2_DATAFRAME)}
-    serde = SimpleNamespace(_serializers=dict(current))
+    serde: Any = SimpleNamespace(_serializers=dict(current))
 
     assert register_dataframe_serializer(serde) is False
     assert serde._serializers == current
 
 
 def test_registration_leaves_a_registry_without_a_dataframe_serializer_alone() -> None:
-    serde = SimpleNamespace(_serializers={})
+    serde: Any = SimpleNamespace(_serializers={})
 
     assert register_dataframe_serializer(serde) is False
     assert serde._serializers == {}
