@@ -271,7 +271,7 @@ class RaidiamClient:
         self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
     ) -> list[dict[str, Any]]:
         """Every record of a paged endpoint as a list; see :meth:`paginate`."""
-        size = page_size or self.settings.page_size
+        size = self.settings.page_size if page_size is None else page_size
         return read_all_pages(self, endpoint, params, size, log=self.log, url=self.url_for(endpoint))
 
     # -- concurrency -------------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterable, Sized
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 T = TypeVar("T")
@@ -69,9 +71,11 @@ class Logger(Protocol):
 class FanOut:
     """Runs calls on at most ``max_workers`` threads and returns their results in input order.
 
-    A fan-out started from inside one of its own workers runs inline (no nested pools, no deadlock).
-    An error cancels the calls not started yet and, once the running ones end, the first error in
-    input order is raised. Progress is logged every ``PROGRESS_INTERVAL`` seconds.
+    Items are drawn from the iterable as calls finish: at most ``2 * max_workers`` calls are submitted and
+    not yet finished at any time, so a huge (or endless) iterable costs no memory up front and an error
+    stops the drawing. A fan-out started from inside one of its own workers runs inline (no nested pools,
+    no deadlock). An error cancels the calls not started yet and, once the running ones end, the first
+    error in input order is raised. Progress is logged every ``PROGRESS_INTERVAL`` seconds.
 
     :param describe_progress: extra text for progress lines (e.g. API calls and retries so far).
     """
@@ -86,9 +90,11 @@ class FanOut:
 
     def map(self, func: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``[func(item) for item in items]``, concurrently."""
-        items = list(items)
-        if len(items) <= 1 or getattr(self._worker, "active", False):
-            return [func(item) for item in items]
+        total = len(items) if isinstance(items, Sized) else None
+        iterator = iter(items)
+        head = list(itertools.islice(iterator, 2))
+        if len(head) <= 1 or getattr(self._worker, "active", False):
+            return [func(item) for item in itertools.chain(head, iterator)]
         executor = self._get_executor()
 
         def run(item: T) -> R:
@@ -98,25 +104,37 @@ class FanOut:
             finally:
                 self._worker.active = False
 
-        futures: list[Future[R]] = [executor.submit(run, item) for item in items]
-        pending = set(futures)
-        started = time.monotonic()
+        todo = itertools.chain(head, iterator)
+        window = 2 * self.max_workers
+        ordered: deque[Future[R]] = deque()  # submitted and not collected yet, in input order
+        running: set[Future[R]] = set()
+        results: list[R] = []
+        started = reported = time.monotonic()
         try:
-            while pending:
-                done, pending = wait(pending, timeout=PROGRESS_INTERVAL, return_when=FIRST_EXCEPTION)
+            while True:
+                for item in itertools.islice(todo, window - len(running)):
+                    ordered.append(executor.submit(run, item))
+                    running.add(ordered[-1])
+                if not running:
+                    return results
+                done, running = wait(running, timeout=PROGRESS_INTERVAL, return_when=FIRST_COMPLETED)
                 if any(future.exception() is not None for future in done):
                     break
-                if pending:
-                    finished = len(futures) - len(pending)
-                    rate = finished / (time.monotonic() - started)
-                    self.log.info(
-                        "Progress: %d/%d done (%.0f/s)%s", finished, len(futures), rate, self._describe_progress()
-                    )
+                while ordered and ordered[0] not in running:
+                    results.append(ordered.popleft().result())
+                if time.monotonic() - reported >= PROGRESS_INTERVAL:
+                    reported = time.monotonic()
+                    rate = len(results) / (reported - started)
+                    of = "" if total is None else f"/{total}"
+                    self.log.info("Progress: %d%s done (%.0f/s)%s", len(results), of, rate, self._describe_progress())
         finally:
-            for future in pending:
+            for future in running:
                 future.cancel()
-        wait(futures)  # after a failure, let the running calls end, then raise the first in input order
-        return [future.result() for future in futures]
+        wait(ordered)  # after a failure, let the running calls end, then raise the first in input order
+        for future in ordered:
+            if not future.cancelled():
+                future.result()
+        raise AssertionError("unreachable: a call failed")  # pragma: no cover
 
     def _get_executor(self) -> ThreadPoolExecutor:
         with self._lock:

@@ -134,3 +134,22 @@ class ResponseDeadlineError(ApiError, requests.exceptions.Timeout):
 
 class SnapshotError(RaidiamError):
     """Two snapshots cannot be compared, or a previous snapshot cannot be found or read."""
+
+
+class DataIntegrityError(ApiError):
+    """Records read in full do not make a table: a key on two records, or a record without its key.
+
+    A record sent twice while the count matches ``totalSize`` means another record was lost (a page shift).
+
+    :param table: the table that could not be built.
+    :param key: its key columns.
+    :param examples: up to three offending key values (text, shortened).
+    """
+
+    def __init__(
+        self, message: str, *, table: str, key: Sequence[str], examples: Sequence[str] = (), url: str | None = None
+    ) -> None:
+        super().__init__(message, url=url)
+        self.table = table
+        self.key = tuple(key)
+        self.examples = list(examples)

@@ -81,10 +81,13 @@ Without filters a table holds every record the Directory returns.
   claims of the participants list (the 2021 data has no claim IDs, and one organisation may hold several
   claims with the same domain, role and registration). The value is the 0-based position in the parent's
   list, so it identifies the row within one snapshot, not across snapshots.
-- **Keys and duplicates**: rows with the same key are one record seen twice (for example the same
-  authorisation server under two responses): the first is kept. Rows whose key is incomplete are dropped
-  only when identical. Rows are sorted by key (missing values last), so the same data gives the same
-  table.
+- **Keys: every row has its whole key, and no key is on two rows.** Nothing is ever dropped to make it
+  so: a record without a value for its table's key, or two records with the same key (the same record
+  sent twice, for example on two pages; when the pages still add up to `totalSize`, another record was
+  lost), fail the read with `DataIntegrityError` naming the table, the key and up to three offending key
+  values, and nothing is returned or written (see
+  [Paging and data integrity](security.md#paging-and-data-integrity)). Rows are sorted by key, so the
+  same data gives the same table.
 """
 
 

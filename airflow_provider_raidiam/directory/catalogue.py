@@ -34,7 +34,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from airflow_provider_raidiam.directory.flatten import check_records, descendants, empty_frame, flatten
+from airflow_provider_raidiam.directory.flatten import check_records, check_unique, descendants, empty_frame, flatten
+from airflow_provider_raidiam.directory.paging import check_page_size
 from airflow_provider_raidiam.directory.reader import DirectoryReader, PublicReader
 from airflow_provider_raidiam.directory.schema import TABLES
 from airflow_provider_raidiam.exceptions import ConfigurationError, ResponseFormatError
@@ -80,6 +81,8 @@ def read_table(
 
     :raises ConfigurationError: unknown table or invalid filter.
     :raises ResponseFormatError: an endpoint answered with JSON of the wrong shape.
+    :raises PaginationError: the pages of a paged endpoint do not add up.
+    :raises DataIntegrityError: a record came twice or without its key (nothing is dropped silently).
     """
     return read_tables(
         reader,
@@ -109,6 +112,8 @@ def read_tables(
     :returns: ``{table: DataFrame}`` in the order asked (a name given twice appears once).
     :raises ConfigurationError: unknown table or invalid filter.
     :raises ResponseFormatError: an endpoint answered with JSON of the wrong shape.
+    :raises PaginationError: the pages of a paged endpoint do not add up.
+    :raises DataIntegrityError: a record came twice or without its key (nothing is dropped silently).
     """
     if isinstance(tables, str):
         raise ConfigurationError("tables must be a list of table names, not a single string")
@@ -119,6 +124,8 @@ def read_tables(
         raise ConfigurationError("organisation_ids must be a list of IDs, not a single string")
     if status is not None and not isinstance(status, str):
         raise ConfigurationError(f"status must be text such as 'Active', got {type(status).__name__}")
+    if page_size is not None:
+        check_page_size(page_size)
     session = _Session(
         reader,
         organisation_ids=None if organisation_ids is None else list(dict.fromkeys(map(str, organisation_ids))),
@@ -235,21 +242,26 @@ class _Session:
 
     def organisation_list(self) -> Batch:
         """``/organisations`` filtered by ``status`` and ``organisation_ids``."""
-        return self.keep(self.paged("/organisations")), {}
+        return self.keep(self.paged("/organisations", "organisations")), {}
 
     def organisations_to_read(self) -> list[str]:
         """The organisation IDs a fan-out visits, in Directory order (or the order given)."""
         if self.organisation_ids is not None and self.status is None:
             return self.organisation_ids
-        ids = (r.get("OrganisationId") for r in self.batch("organisations")[0])
-        return list(dict.fromkeys(str(i) for i in ids if i is not None))
+        return [str(r["OrganisationId"]) for r in self.batch("organisations")[0]]  # unique: see paged()
 
     # ---- fetching ------------------------------------------------------------------------------------
 
-    def paged(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Records:
-        """Every record of a paged endpoint."""
+    def paged(self, endpoint: str, table: str, params: Mapping[str, Any] | None = None) -> Records:
+        """Every record of a paged endpoint, once ``table``'s key is whole and unique on all of them.
+
+        Checked before any filter: a record sent twice while the pages add up to ``totalSize`` means
+        another was lost, whatever the filters would keep.
+        """
         rows = self.reader.paginate(endpoint, params=params, page_size=self.page_size)
-        return check_records(list(rows), f"GET {endpoint}")
+        records = check_records(list(rows), f"GET {endpoint}")
+        check_unique(records, table, f"GET {endpoint} (paged)")
+        return records
 
     def array(self, endpoint: str) -> Records:
         """A plain JSON array endpoint."""
@@ -270,11 +282,17 @@ class _Session:
                 inherited[name] += [value] * len(rows)
         return records, inherited
 
-    def per_organisation(self, path: str, paged: bool = False) -> Batch:
-        """Fan ``path`` (with ``{org}``) out over the organisations to read."""
-        get = self.paged if paged else self.array
-        orgs = [(o,) for o in self.organisations_to_read()]
-        return self.fan_out(orgs, lambda item: get(path.format(org=quote(item[0], safe=""))))
+    def per_organisation(self, path: str, paged_table: str | None = None) -> Batch:
+        """Fan ``path`` (with ``{org}``) out over the organisations to read.
+
+        :param paged_table: for a paged endpoint, the table whose key every organisation's read must keep.
+        """
+
+        def get(item: tuple[str, ...]) -> Records:
+            endpoint = path.format(org=quote(item[0], safe=""))
+            return self.array(endpoint) if paged_table is None else self.paged(endpoint, paged_table)
+
+        return self.fan_out([(o,) for o in self.organisations_to_read()], get)
 
     def organisation_details(self) -> Batch:
         """``/organisations/{org}`` per organisation, ``OrgDetails`` unwrapped (other members kept)."""
@@ -291,13 +309,13 @@ class _Session:
     def software_statement_certificates(self) -> Batch:
         """``.../softwarestatements/{ss}/certificates`` for every software statement read."""
         statements, inherited = self.batch("software_statements")
+        check_unique(statements, "software_statements", SOURCES["software_statements"].endpoints[-1])
         pairs = [
             (org, str(r["SoftwareStatementId"]))
             for r, org in zip(statements, inherited["organisation_id"], strict=True)
-            if r.get("SoftwareStatementId") is not None
         ]
         return self.fan_out(
-            list(dict.fromkeys(pairs)),
+            pairs,
             lambda p: self.array(
                 f"/organisations/{quote(p[0], safe='')}/softwarestatements/{quote(p[1], safe='')}/certificates"
             ),
@@ -305,7 +323,8 @@ class _Session:
 
     def clients(self) -> Batch:
         """``/clients`` with ``startDate``/``endDate``/``status``, kept by status and organisation."""
-        return self.keep(self.paged("/clients", self.params), status="status", org="organisation_id"), {}
+        records = self.paged("/clients", "clients", self.params)
+        return self.keep(records, status="status", org="organisation_id"), {}
 
     def participants(self) -> Batch:
         """The public participants list, kept by status and organisation."""
@@ -317,9 +336,9 @@ class _Session:
         body = self.reader.get_public_json(self.participants_url)
         return self.keep(check_records(body, f"GET {self.participants_url}")), {}
 
-    def reference(self, endpoint: str) -> Batch:
+    def reference(self, endpoint: str, table: str) -> Batch:
         """A reference-data endpoint, kept by status only."""
-        return self.keep(self.paged(endpoint), org=None), {}
+        return self.keep(self.paged(endpoint, table), org=None), {}
 
 
 _FAN_OUT_KEYS = ("organisation_id", "software_statement_id")
@@ -328,16 +347,16 @@ _SHARED_BATCHES = frozenset({"organisations", "software_statements"})
 _ORGS = "GET /organisations (paged; only when the organisations are not given by organisation_ids)"
 
 
-def _per_org(path: str, paged: bool = False) -> Source:
-    note = " (paged)" if paged else ""
+def _per_org(path: str, paged_table: str | None = None) -> Source:
+    note = " (paged)" if paged_table else ""
     return Source(
         (_ORGS, f"GET {path.replace('{org}', '{OrganisationId}')}{note} per organisation"),
-        lambda s: s.per_organisation(path, paged),
+        lambda s: s.per_organisation(path, paged_table),
     )
 
 
-def _reference(path: str) -> Source:
-    return Source((f"GET {path} (paged or plain array)",), lambda s: s.reference(path), per_organisation=False)
+def _reference(table: str, path: str) -> Source:
+    return Source((f"GET {path} (paged or plain array)",), lambda s: s.reference(path, table), per_organisation=False)
 
 
 SOURCES: dict[str, Source] = {
@@ -357,12 +376,14 @@ SOURCES: dict[str, Source] = {
         _Session.software_statement_certificates,
     ),
     "organisation_certificates": _per_org("/organisations/{org}/certificates"),
-    "contacts": _per_org("/organisations/{org}/contacts", paged=True),
+    "contacts": _per_org("/organisations/{org}/contacts", paged_table="contacts"),
     "authority_claims": _per_org("/organisations/{org}/authorityclaims"),
-    "authority_domain_claims": _per_org("/organisations/{org}/authoritydomainclaims", paged=True),
-    "authorities": _reference("/references/authorities"),
-    "authorisation_domains": _reference("/references/authorisationdomains"),
-    "authorisation_domain_roles": _reference("/references/authorisationdomainroles"),
+    "authority_domain_claims": _per_org(
+        "/organisations/{org}/authoritydomainclaims", paged_table="authority_domain_claims"
+    ),
+    "authorities": _reference("authorities", "/references/authorities"),
+    "authorisation_domains": _reference("authorisation_domains", "/references/authorisationdomains"),
+    "authorisation_domain_roles": _reference("authorisation_domain_roles", "/references/authorisationdomainroles"),
     "clients": Source(("GET /clients (paged; startDate, endDate, status)",), _Session.clients),
     "participants_organisations": Source(
         ("GET {participants_url} (public, no token; one JSON array)",), _Session.participants

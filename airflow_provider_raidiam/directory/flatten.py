@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from airflow_provider_raidiam.directory.schema import DROPPED_FIELDS, EXTRA_COLUMN, TABLES, Kind, TableSchema
-from airflow_provider_raidiam.exceptions import ConfigurationError, ResponseFormatError
+from airflow_provider_raidiam.exceptions import ConfigurationError, DataIntegrityError, ResponseFormatError
 
-__all__ = ["check_records", "descendants", "empty_frame", "flatten", "schema_of", "to_text"]
+__all__ = ["check_records", "check_unique", "descendants", "empty_frame", "flatten", "schema_of", "to_text"]
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,10 @@ def flatten(
         ``records`` (e.g. ``{"organisation_id": [...]}`` for records read under ``/organisations/{id}``).
     :param tables: the tables to return (default: ``root`` and all its descendants).
     :param source: where the records came from, for error messages (default: ``root``).
-    :returns: ``{table: DataFrame}``; every frame has its schema's columns and dtypes, no duplicate keys,
-        and rows sorted by key.
+    :returns: ``{table: DataFrame}``; every frame has its schema's columns and dtypes, and rows sorted by
+        key, every row with its whole key, and no key twice.
     :raises ResponseFormatError: a record or a nested list is not the JSON the schema expects.
+    :raises DataIntegrityError: a row has no key, or a key is on several rows (nothing is dropped).
     """
     tree = descendants(root)
     wanted = set(tree) if tables is None else set(tables)
@@ -127,6 +128,7 @@ def _build(
     each record in its parent's list.
     """
     frame = _convert(schema, raw, inh, positions)
+    _check_keys(frame, schema, where)
     if schema.name in wanted:
         out[schema.name] = frame
     passed = list(dict.fromkeys([c.name for c in schema.columns if c.inherited] + list(schema.key)))
@@ -196,14 +198,72 @@ def _extra(
 
 
 def _finish(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
-    """Drop duplicate keys (rows with an incomplete key: drop only identical rows) and sort by key."""
+    """Sort by key (``_check_keys`` made sure every row has a whole, unique key)."""
+    return frame.sort_values(list(schema.key), kind="stable").reset_index(drop=True)
+
+
+def check_unique(records: Sequence[Mapping[str, Any]], table: str, where: str) -> None:
+    """Check the key of ``table`` on its raw records, e.g. a complete paged read before any filter.
+
+    Key columns are read from each record's own fields (parent keys passed down by a fan-out are not).
+
+    :raises DataIntegrityError: a record without its key, or a key on several records.
+    """
+    schema = schema_of(table)
+    sources = {c.name: c.source for c in schema.columns if c.name in schema.key and c.source is not None}
+    if len(sources) != len(schema.key):  # pragma: no cover - a programming error, not a server's
+        raise ValueError(f"{table}: key {schema.key} is not made of record fields")
+    keys = {
+        name: pd.Series([None if r.get(field) is None else to_text(r.get(field)) for r in records], dtype="string")
+        for name, field in sources.items()
+    }
+    _check_keys(pd.DataFrame(keys, columns=list(schema.key)), schema, where)
+
+
+def _check_keys(frame: pd.DataFrame, schema: TableSchema, where: str) -> None:
+    """Raise unless every row has its whole key and no key is on two rows (nothing is ever dropped)."""
     key = list(schema.key)
-    complete = frame[key].notna().all(axis=1)
-    dup = frame.duplicated(subset=key) & complete
-    if not complete.all():
-        dup |= frame.duplicated() & ~complete
-    frame = frame[~dup.to_numpy(dtype=bool)]
-    return frame.sort_values(key, kind="stable", na_position="last").reset_index(drop=True)
+    incomplete = frame[key].isna().any(axis=1).to_numpy(dtype=bool)
+    if incomplete.any():
+        raise _integrity_error(
+            frame[incomplete],
+            schema,
+            where,
+            f"{incomplete.sum()} record(s) without a value for the key ({', '.join(key)})",
+            "The server sent records that cannot be told apart; nothing was kept. Report the endpoint and these "
+            "records to the Directory operator.",
+        )
+    repeated = frame.duplicated(subset=key, keep=False).to_numpy(dtype=bool)
+    if repeated.any():
+        raise _integrity_error(
+            frame[repeated],
+            schema,
+            where,
+            f"{repeated.sum()} rows share their key ({', '.join(key)}) with another row",
+            "The server sent the same record more than once: when the count still matched totalSize, another "
+            "record was lost (the data moved between pages, or the server's paging is broken). Nothing was "
+            "kept. Run the task again; if it persists, report the endpoint and these keys to the Directory "
+            "operator.",
+        )
+
+
+def _integrity_error(rows: pd.DataFrame, schema: TableSchema, where: str, what: str, fix: str) -> DataIntegrityError:
+    examples = [
+        ", ".join(f"{column}={_shorten(value)}" for column, value in zip(schema.key, values, strict=True))
+        for values in rows[list(schema.key)].drop_duplicates().head(3).itertuples(index=False)
+    ]
+    return DataIntegrityError(
+        f"{where}: table {schema.name}: {what}, e.g. {'; '.join(examples)}. {fix}",
+        table=schema.name,
+        key=schema.key,
+        examples=examples,
+    )
+
+
+def _shorten(value: Any) -> str:
+    """A key value as an escaped, bounded literal for an error message (the server chose it)."""
+    text = "<missing>" if pd.isna(value) else repr(str(value))
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 # ---- converters: object Series -> (typed Series, bool mask of values that could not be converted) ----

@@ -1,19 +1,73 @@
 """Raidiam page-number paging: ``page`` from 0 and ``size``; envelope ``content``/``totalPages``/``totalSize``.
 
-All pages are read and checked before any record is handed out, so a caller never sees a short,
-duplicated or half-consistent result.
+Nothing a server says about paging is trusted: page 0's ``totalPages`` must be ``ceil(totalSize / size)``
+(``size`` as the server reports it, else as we asked; an empty result may say 0 or 1 pages) and at most
+``max_pages``; every page must repeat page 0's counts and hold exactly the records its position calls for.
+Pages are requested a few at a time (see :class:`~airflow_provider_raidiam.concurrency.FanOut`), so a lie
+is found after a bounded number of requests, and all pages are read and checked before any record is
+handed out: a caller never sees a short or half-consistent result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 from airflow_provider_raidiam.concurrency import Logger
 from airflow_provider_raidiam.directory.reader import DirectoryReader
-from airflow_provider_raidiam.exceptions import PaginationError, ResponseFormatError
+from airflow_provider_raidiam.exceptions import ConfigurationError, PaginationError, ResponseFormatError
 
 MAX_RESTARTS = 2
+MAX_PAGE_SIZE = 50_000
+"""The largest ``size`` the Directory API accepts (OpenAPI 1.3.7 ``PageableRequest``)."""
+DEFAULT_MAX_PAGES = 10_000
+"""Pages one read may take unless the connection says otherwise: 10 million records at the default
+page size, several hundred times the largest real Directory list."""
+
+
+class _TotalSizeMoved(Exception):
+    """A page reported another ``totalSize`` than page 0: the data changed during the read."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What page 0 promised: ``total_pages`` pages of ``size`` records, ``total_size`` in all."""
+
+    endpoint: str
+    url: str
+    total_pages: int
+    total_size: int
+    size: int
+
+    def expected_records(self, page: int) -> int:
+        return max(0, min(self.size, self.total_size - page * self.size))
+
+    def check(self, page: int, content: list[dict[str, Any]], total_pages: int, total_size: int) -> None:
+        """Raise unless a page agrees with page 0 and holds the records its position calls for."""
+        if total_size != self.total_size:
+            raise _TotalSizeMoved
+        expected = self.expected_records(page)
+        if total_pages != self.total_pages or len(content) != expected:
+            raise PaginationError(
+                f"{self.endpoint} page {page}: {len(content)} records (totalPages {total_pages}), but page 0 "
+                f"promised {self.total_pages} pages of {self.size} for totalSize {self.total_size}, so "
+                f"{expected} here. The server's paging is inconsistent; nothing was kept. Run the task again; "
+                "if it persists, report the endpoint to the Directory operator.",
+                url=self.url,
+            )
+
+
+def check_page_size(page_size: object) -> int:
+    """Validate a page size (``size``) before any request.
+
+    :raises ConfigurationError: not a whole number from 1 to :data:`MAX_PAGE_SIZE`.
+    """
+    if type(page_size) is int and 1 <= page_size <= MAX_PAGE_SIZE:
+        return page_size
+    raise ConfigurationError(
+        f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE} (the Directory's limit), got {page_size!r}."
+    )
 
 
 def read_all_pages(
@@ -24,53 +78,76 @@ def read_all_pages(
     *,
     log: Logger,
     url: str | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
 ) -> list[dict[str, Any]]:
-    """Every record of ``endpoint``; pages after the first are fetched concurrently.
+    """Every record of ``endpoint``; pages after the first are fetched concurrently, a few at a time.
 
+    :param size: the page size to ask for.
     :param url: the endpoint's absolute URL, for error reports.
+    :param max_pages: refuse a read of more pages than this (before requesting any page after the first).
 
-    The record count must equal ``totalSize``; a ``totalSize`` that moves during the read restarts it
-    (``MAX_RESTARTS`` times at most). A plain JSON array passes through as the records.
+    A ``totalSize`` that moves during the read restarts it (``MAX_RESTARTS`` times at most). A plain JSON
+    array passes through as the records.
 
-    :raises PaginationError: the count does not add up, or the data kept changing.
+    :raises ConfigurationError: ``size`` is not from 1 to :data:`MAX_PAGE_SIZE`.
+    :raises PaginationError: the counts do not add up, are more than ``max_pages`` pages, or the data kept
+        changing.
     :raises ResponseFormatError: a page is not an envelope (or an array) of objects.
     """
+    check_page_size(size)
+    where = url or endpoint
     for _attempt in range(MAX_RESTARTS + 1):
-        records = _read_once(reader, endpoint, dict(params or {}), size, url or endpoint)
-        if records is not None:
-            return records
-        log.warning("totalSize of %s changed during the read; reading it again from page 0", endpoint)
+        try:
+            return _read_once(reader, endpoint, dict(params or {}), size, where, max_pages)
+        except _TotalSizeMoved:
+            log.warning("totalSize of %s changed during the read; reading it again from page 0", endpoint)
     raise PaginationError(
         f"{endpoint}: totalSize kept changing while the pages were read ({MAX_RESTARTS + 1} attempts). "
         "The Directory data is being modified; run the task again later.",
-        url=url or endpoint,
+        url=where,
     )
 
 
 def _read_once(
-    reader: DirectoryReader, endpoint: str, params: dict[str, Any], size: int, url: str
-) -> list[dict[str, Any]] | None:
+    reader: DirectoryReader, endpoint: str, params: dict[str, Any], size: int, url: str, max_pages: int
+) -> list[dict[str, Any]]:
     first = reader.get_json(endpoint, {**params, "page": 0, "size": size})
     if isinstance(first, list):
         return _records(first, endpoint, page=0)
-    content, total_pages, total_size = _envelope(first, endpoint, page=0)
-    pages = reader.fan_out(
-        lambda page: (page, reader.get_json(endpoint, {**params, "page": page, "size": size})),
-        range(1, total_pages),
-    )
+    content, total_pages, total_size, reported_size = _envelope(first, endpoint, page=0)
+    plan = _plan(endpoint, url, total_pages, total_size, reported_size or size, max_pages)
+    plan.check(0, content, total_pages, total_size)
+
+    def fetch(page: int) -> list[dict[str, Any]]:
+        body = reader.get_json(endpoint, {**params, "page": page, "size": size})
+        page_content, page_total_pages, page_total_size, _size = _envelope(body, endpoint, page=page)
+        plan.check(page, page_content, page_total_pages, page_total_size)
+        return page_content
+
     records = list(content)
-    for page, body in pages:
-        page_content, _pages, page_total = _envelope(body, endpoint, page=page)
-        if page_total != total_size:
-            return None
+    for page_content in reader.fan_out(fetch, range(1, total_pages)):
         records.extend(page_content)
-    if len(records) != total_size:
+    return records
+
+
+def _plan(endpoint: str, url: str, total_pages: int, total_size: int, size: int, max_pages: int) -> _Plan:
+    """Page 0's counts, once they are consistent with each other and within ``max_pages``."""
+    expected = -(-total_size // size)
+    if total_pages != expected and not (total_size == 0 and total_pages == 1):
         raise PaginationError(
-            f"{endpoint}: read {len(records)} records in {total_pages} pages of {size}, but the server "
-            f"reported totalSize {total_size}. The server's paging is inconsistent; nothing was kept.",
+            f"{endpoint}: page 0 says totalPages {total_pages} for totalSize {total_size} in pages of {size}, "
+            f"which makes {expected}. The server's paging is inconsistent; no further page was requested. "
+            "Run the task again; if it persists, report the endpoint to the Directory operator.",
             url=url,
         )
-    return records
+    if total_pages > max_pages:
+        raise PaginationError(
+            f"{endpoint}: {total_pages} pages of {size} (totalSize {total_size}) are more than max_pages "
+            f"{max_pages}; no further page was requested. Filter the read, raise page_size, or raise the "
+            "connection extra 'max_pages' if the Directory really is this large.",
+            url=url,
+        )
+    return _Plan(endpoint, url, total_pages, total_size, size)
 
 
 def _records(body: list[Any], endpoint: str, *, page: int) -> list[dict[str, Any]]:
@@ -79,22 +156,27 @@ def _records(body: list[Any], endpoint: str, *, page: int) -> list[dict[str, Any
     return body
 
 
-def _envelope(body: Any, endpoint: str, *, page: int) -> tuple[list[dict[str, Any]], int, int]:
-    """Validate a Raidiam page envelope and return (content, totalPages, totalSize)."""
+def _envelope(body: Any, endpoint: str, *, page: int) -> tuple[list[dict[str, Any]], int, int, int | None]:
+    """Validate a Raidiam page envelope and return (content, totalPages, totalSize, size or None)."""
     if not isinstance(body, dict):
         raise ResponseFormatError(
             f"{endpoint} page {page}: expected a page envelope object or an array, got {type(body).__name__}."
         )
     content, total_pages, total_size = body.get("content"), body.get("totalPages"), body.get("totalSize")
+    size = body.get("size")
     if (
         not isinstance(content, list)
-        or not isinstance(total_pages, int)
-        or not isinstance(total_size, int)
-        or total_pages < 0
-        or total_size < 0
+        or not _count(total_pages)
+        or not _count(total_size)
+        or not (size is None or (_count(size) and size > 0))
     ):
         raise ResponseFormatError(
             f"{endpoint} page {page}: malformed page envelope; expected 'content' (array), 'totalPages' and "
-            f"'totalSize' (non-negative integers), got keys {sorted(body)[:10]}."
+            f"'totalSize' (non-negative integers) and, if present, 'size' (a positive integer), got keys "
+            f"{sorted(body)[:10]}."
         )
-    return _records(content, endpoint, page=page), total_pages, total_size
+    return _records(content, endpoint, page=page), total_pages, total_size, size
+
+
+def _count(value: Any) -> TypeGuard[int]:
+    return type(value) is int and value >= 0

@@ -109,7 +109,7 @@ class Column:
 class TableSchema:
     """A table: ordered columns (``extra`` is appended), key, parent and nested child tables.
 
-    :param key: columns that identify a row; rows with the same key are duplicates (the first is kept).
+    :param key: columns that identify a row: every row has them all, and no two rows share them.
     :param parent: the table whose rows contain this table's records, if any.
     :param parent_key: columns of this table that hold the parent row's key.
     :param children: ``(json_field, child_table)`` pairs: the child's records are the list in that field.

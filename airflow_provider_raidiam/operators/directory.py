@@ -20,7 +20,12 @@ from airflow_provider_raidiam.directory.catalogue import PARTICIPANT_TABLES, rea
 from airflow_provider_raidiam.exceptions import ConfigurationError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from airflow_provider_raidiam.lineage import directory_namespace, operator_lineage
-from airflow_provider_raidiam.operators.output import check_output_format, write_tables
+from airflow_provider_raidiam.operators.output import (
+    check_output_format,
+    check_output_uri,
+    check_table_file_name,
+    write_tables,
+)
 from airflow_provider_raidiam.version_compat import Asset, BaseOperator, Context
 
 DEFAULT_MAX_XCOM_ROWS = 100_000
@@ -68,8 +73,10 @@ class _TablesOperator(BaseOperator):
         return operator_lineage(self.lineage_inputs, self.lineage_outputs)
 
     def check_delivery(self) -> None:
-        """Refuse a bad ``output_format`` before anything is read (``deliver`` would find it only after)."""
+        """Refuse a bad ``output_format`` or ``output_uri`` before anything is read or written."""
         check_output_format(self.output_format)
+        if self.output_uri:
+            check_output_uri(self.output_uri)
 
     def deliver(
         self, frames: dict[str, pd.DataFrame], context: Context, *, single: bool, started: float, calls: str = ""
@@ -274,7 +281,8 @@ class RaidiamApiOperator(_TablesOperator):
     :param paginate: read every page of a paged endpoint (``True``, default) or make one GET.
     :param record_path: passed to ``pandas.json_normalize`` (nested list of records to expand).
     :param meta: passed to ``pandas.json_normalize`` (parent fields to repeat on each record).
-    :param table_name: the file name used with ``output_uri`` (default ``"records"``).
+    :param table_name: the file name used with ``output_uri`` (default ``"records"``): letters, digits,
+        ``_`` and ``-`` only.
     """
 
     template_fields: Sequence[str] = ("endpoint", "query_params", "raidiam_conn_id", "output_uri")
@@ -303,6 +311,7 @@ class RaidiamApiOperator(_TablesOperator):
     def execute(self, context: Context) -> Any:
         assert self.raidiam_conn_id is not None
         self.check_delivery()
+        check_table_file_name(self.table_name)
         started = time.monotonic()
         with RaidiamHook(raidiam_conn_id=self.raidiam_conn_id) as hook:
             if self.paginate:

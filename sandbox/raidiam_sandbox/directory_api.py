@@ -36,6 +36,8 @@ or admin endpoints, and are drawn from their own ``random.Random(seed)``: per re
 body, then the connection is closed). ``retry_after`` (``none``/``seconds``/``http-date``, value
 ``retry_after_seconds``) is set on 429 and 503. ``mutate_after_requests`` = n adds one ``Active``
 organisation after n more protected requests (one shot; with ``mutate_repeat`` again after every n).
+``page_totals`` and ``page_shift`` make paged responses lie about their counts or shift under a read
+(see :mod:`raidiam_sandbox.paging_faults`).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 
+from raidiam_sandbox import paging_faults
 from raidiam_sandbox.dataset import ORG_CERT_TYPES, SS_CERT_TYPES, Dataset, build_dataset
 from raidiam_sandbox.mutations import DataChanges, apply_changes
 
@@ -153,6 +156,8 @@ class Faults:
     mutate_after_requests: int | None = None
     mutate_repeat: bool = False
     error_statuses: tuple[int, ...] = ERROR_STATUSES
+    page_totals: dict[str, int] | None = None
+    page_shift: bool = False
 
     @classmethod
     def parse(cls, raw: Any) -> Faults:
@@ -188,6 +193,7 @@ class Faults:
         ):
             raise ValueError(f"error_statuses must be a non-empty list of {list(ERROR_STATUSES)}")
         f.error_statuses = tuple(statuses)
+        paging_faults.check(f.page_totals, f.page_shift)
         return f
 
 
@@ -1029,8 +1035,17 @@ class _Handler(BaseHTTPRequestHandler):
         elif match is None:
             resp = ApiError(404, f"no such resource: {path}").resp()
         else:
+            handler, params = match[2], match[1]
             try:
-                resp = match[2](view, match[1], query)
+                resp = handler(view, params, query)
+                faulty = paging_faults.apply(
+                    resp.body,
+                    query,
+                    lambda q: handler(view, params, q).body,
+                    app.faults.page_totals,
+                    app.faults.page_shift,
+                )
+                resp = replace(resp, body=faulty)  # a copy: handlers may return cached responses
             except ApiError as exc:
                 resp = exc.resp()
         if mutate:

@@ -45,6 +45,7 @@ from airflow_provider_raidiam.exceptions import (
     BindingError,
     ConfigurationError,
     CredentialError,
+    DataIntegrityError,
     DiscoveryError,
     PaginationError,
     RaidiamError,
@@ -216,9 +217,11 @@ def _bound_elsewhere(env: Env) -> Reply:
     return json_reply({"access_token": token, "token_type": "Bearer", "expires_in": 300})
 
 
+_ORG = {"OrganisationId": "org-1", "Status": "Active", "OrganisationName": "Stub Bank"}
+
+
 def _one_org_envelope() -> Reply:
-    org = {"OrganisationId": "org-1", "Status": "Active", "OrganisationName": "Stub Bank"}
-    return json_reply({"content": [org], "totalPages": 1, "totalSize": 1})
+    return json_reply({"content": [_ORG], "totalPages": 1, "totalSize": 1})
 
 
 RUNNING_AS_ROOT = os.geteuid() == 0
@@ -630,9 +633,23 @@ CASES: list[Case] = [
     Case(
         "api-page-count-not-total-size",
         PaginationError,
-        ("read 0 records in 1 pages", "reported totalSize 5", "nothing was kept"),
+        ("/organisations page 0: 0 records", "for totalSize 5, so 5 here", "nothing was kept"),
         conn=_api_on_stub,
         routes=lambda env: {"/organisations": json_reply({"content": [], "totalPages": 1, "totalSize": 5})},
+    ),
+    Case(
+        "api-total-pages-not-total-size",
+        PaginationError,
+        ("page 0 says totalPages 20000 for totalSize 1 in pages of", "no further page was requested"),
+        conn=_api_on_stub,
+        routes=lambda env: {"/organisations": json_reply({"content": [_ORG], "totalPages": 20000, "totalSize": 1})},
+    ),
+    Case(
+        "api-record-repeated",
+        DataIntegrityError,
+        ("table organisations: 2 rows share their key (organisation_id)", "Run the task again"),
+        conn=_api_on_stub,
+        routes=lambda env: {"/organisations": json_reply({"content": [_ORG, _ORG], "totalPages": 1, "totalSize": 2})},
     ),
     Case(
         "api-object-where-array-expected",
@@ -732,6 +749,13 @@ CASES: list[Case] = [
         ConfigurationError,
         ("rows are too many for XCom (max_xcom_rows=10)", "set output_uri"),
         operator=lambda env: {"output_uri": None, "max_xcom_rows": 10},
+    ),
+    Case(
+        "output-uri-escaping-its-folder",
+        ConfigurationError,
+        ("contains a '..' segment", "could write outside its folder"),
+        operator=lambda env: {"output_uri": (env.tmp / "out").as_uri() + "/%2e%2e/escaped"},
+        before_requests=True,
     ),
     Case(
         "output-uri-not-a-folder",

@@ -5,7 +5,7 @@ the hook's settings, against the sandbox's real oidc-provider and Directory emul
 are shortened (``FAST``) so many seeds fit in a CI run; the focused tests use real waits where the wait
 itself is what is checked (``Retry-After``). Fault and request counts are read from the servers' own
 counters, retries from the provider's retry log lines, and rows are compared with the emulator's ground
-truth, before (raw records) and after (tables) flattening, since flattening drops duplicate keys.
+truth, before (raw records) and after (tables) flattening.
 
 What "correct" means when the data changes during a run (``mutate_after_requests``): a snapshot is
 consistent with the organisation list *as read*. A change that lands while ``/organisations`` is being
@@ -61,8 +61,8 @@ SNAPSHOT_TABLES = snapshot_tables()
 class RecordingReader:
     """A ``DirectoryReader`` that passes every call to the client and keeps the raw records it returned.
 
-    Lets the test count records before flattening (which drops duplicate keys and would hide a page or
-    a fan-out call that was counted twice).
+    Lets the test count records before flattening, so a page or a fan-out call counted twice shows as
+    such (a table would refuse its repeated keys with a ``DataIntegrityError``).
     """
 
     def __init__(self, client: RaidiamClient) -> None:

@@ -29,7 +29,7 @@ from airflow_provider_raidiam.directory.catalogue import (
 )
 from airflow_provider_raidiam.directory.reader import DirectoryReader
 from airflow_provider_raidiam.directory.schema import TABLES
-from airflow_provider_raidiam.exceptions import ApiError, ConfigurationError, ResponseFormatError
+from airflow_provider_raidiam.exceptions import ApiError, ConfigurationError, DataIntegrityError, ResponseFormatError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -575,11 +575,15 @@ def test_unknown_table_among_valid_ones_makes_no_request(reader: FakeReader) -> 
     [
         ({"organisation_ids": "org-a"}, "organisation_ids must be a list"),
         ({"status": 1}, "status must be text"),
+        ({"page_size": 0}, "page_size must be a whole number from 1 to 50000"),
+        ({"page_size": 50_001}, "page_size must be a whole number from 1 to 50000"),
+        ({"page_size": "100"}, "page_size must be a whole number from 1 to 50000"),
     ],
 )
 def test_bad_filters(reader: FakeReader, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         read_table(reader, "organisations", **kwargs)
+    assert not reader.calls
 
 
 def test_tables_must_be_a_list(reader: FakeReader) -> None:
@@ -622,6 +626,47 @@ def test_wrong_shapes_name_the_endpoint(endpoint: str, body: Any, table: str, me
     routes[endpoint] = body
     with pytest.raises(ResponseFormatError, match=message.replace("(", r"\(").replace("?", r"\?")):
         read_table(FakeReader(routes), table, participants_url=PARTICIPANTS_URL)
+
+
+# ---- repeated or missing records: a typed error, never a silent drop ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tables", "status"),
+    [
+        (["organisations"], None),
+        (["organisations"], "Active"),  # the repeated record is filtered out: the lost one may not be
+        (["authorisation_servers"], "Active"),  # the organisation list is only read to fan out
+    ],
+)
+def test_a_record_repeated_in_a_paged_read_is_an_error(tables: list[str], status: str | None) -> None:
+    # A page shift: org-b sent twice, org-c lost, the count still 3. Before the fix: a silent drop.
+    routes = directory()
+    routes["/organisations"] = [ORGANISATIONS[0], ORGANISATIONS[1], ORGANISATIONS[1]]
+    reader = FakeReader(routes)
+
+    with pytest.raises(DataIntegrityError) as caught:
+        read_tables(reader, tables, status=status)
+
+    assert caught.value.table == "organisations"
+    assert caught.value.examples == ["organisation_id='org-b'"]
+    assert str(caught.value).startswith("GET /organisations (paged): table organisations: 2 rows share their key")
+    assert not [call for call in reader.calls if call.startswith("/organisations/")]  # no fan-out was made
+
+
+def test_a_record_without_its_key_in_a_paged_read_is_an_error() -> None:
+    routes = directory()
+    routes["/clients"] = [*routes["/clients"], {"client_name": "no id", "status": "Active"}]
+    with pytest.raises(DataIntegrityError, match=r"GET /clients \(paged\): table clients: 1 record"):
+        read_table(FakeReader(routes), "clients", status="Inactive")
+
+
+def test_a_software_statement_under_two_organisations_is_an_error() -> None:
+    routes = directory()
+    routes["/organisations/org-b/softwarestatements"] = [_statement("org-b", "ss-a1")]
+    with pytest.raises(DataIntegrityError, match="software_statements: 2 rows share their key") as caught:
+        read_table(FakeReader(routes), "software_statement_certificates")
+    assert caught.value.key == ("software_statement_id",)
 
 
 def test_api_errors_propagate() -> None:

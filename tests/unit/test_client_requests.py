@@ -563,9 +563,125 @@ def test_record_count_not_matching_total_size(client: RaidiamClient, api: respon
     with pytest.raises(PaginationError) as caught:
         list(client.paginate("/x"))
 
-    assert "read 1 records" in str(caught.value)
-    assert "totalSize 3" in str(caught.value)
+    assert "/x page 0: 1 records" in str(caught.value)
+    assert "totalSize 3, so 3 here" in str(caught.value)
     assert caught.value.url == kit.API_BASE + "/x"
+
+
+@pytest.mark.parametrize("page_size", [0, -1, 50_001, 2.0, "10", True])
+def test_page_size_out_of_range_is_refused_before_any_request(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any, page_size: Any
+) -> None:
+    # Before the fix, 0 fell back to the connection's page size and 50,001 was sent as is.
+    with pytest.raises(ConfigurationError, match="page_size must be a whole number from 1 to 50000"):
+        client.read_all_pages("/x", page_size=page_size)
+    assert api_calls(api, kit) == []
+
+
+def test_total_pages_that_lies_costs_one_request(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
+    # Before the fix: 20,000 authenticated GETs, then OK.
+    api.add(responses.GET, kit.API_BASE + "/x", json={"content": [{"id": 1}], "totalPages": 20000, "totalSize": 1})
+
+    with pytest.raises(PaginationError) as caught:
+        list(client.paginate("/x", page_size=50))
+
+    assert "totalPages 20000 for totalSize 1 in pages of 50, which makes 1" in str(caught.value)
+    assert len(api_calls(api, kit)) == 1
+
+
+@pytest.mark.parametrize(
+    ("total_pages", "total_size", "size", "ok"),
+    [
+        (0, 0, None, True),
+        (1, 0, None, True),  # an empty result may say 0 or 1 pages
+        (2, 0, None, False),
+        (3, 7, None, True),
+        (2, 7, None, False),  # too few pages would lose records
+        (4, 7, None, False),
+        (4, 7, 2, True),  # the server's own (smaller) page size counts
+        (3, 7, 2, False),
+    ],
+)
+def test_total_pages_must_be_ceil_of_total_size_over_size(
+    client: RaidiamClient,
+    api: responses.RequestsMock,
+    kit: Any,
+    total_pages: int,
+    total_size: int,
+    size: int | None,
+    ok: bool,
+) -> None:
+    records = [{"id": i} for i in range(total_size)]
+    page_size = size or 3
+
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        page = int(query(request)["page"])
+        body = {"content": records[page * page_size : (page + 1) * page_size]}
+        body.update({"totalPages": total_pages, "totalSize": total_size} | ({"size": size} if size else {}))
+        return 200, {}, kit.json(body)
+
+    api.add_callback(responses.GET, kit.API_BASE + "/x", callback=callback)
+
+    if ok:
+        assert client.read_all_pages("/x", page_size=3) == records
+        assert len(api_calls(api, kit)) == max(total_pages, 1)
+    else:
+        with pytest.raises(PaginationError, match="no further page was requested"):
+            client.read_all_pages("/x", page_size=3)
+        assert len(api_calls(api, kit)) == 1
+
+
+def test_more_pages_than_max_pages_are_refused_before_reading_them(
+    tls_settings: Callable[..., Any], api: responses.RequestsMock, kit: Any, shared_tls: TlsMaterial
+) -> None:
+    # 3,000,000 pages that add up: before the fix every one was submitted to the pool up front.
+    body = {"content": [{"id": i} for i in range(1000)], "totalPages": 3_000_000, "totalSize": 3_000_000_000}
+    api.add(responses.GET, kit.API_BASE + "/x", json=body)
+    with RaidiamClient(tls_settings(), retry=kit.FAST_RETRY) as client:
+        client.tls = shared_tls  # type: ignore[misc]
+
+        with pytest.raises(PaginationError) as caught:
+            client.read_all_pages("/x", page_size=1000)
+
+    assert "3000000 pages of 1000 (totalSize 3000000000) are more than max_pages 10000" in str(caught.value)
+    assert "connection extra 'max_pages'" in str(caught.value)
+    assert len(api_calls(api, kit)) == 1
+
+
+def test_a_short_page_stops_the_read_after_a_bounded_number_of_requests(
+    tls_settings: Callable[..., Any], api: responses.RequestsMock, kit: Any, shared_tls: TlsMaterial
+) -> None:
+    # Page 0 is full and promises 5,000 pages; every later page holds one record.
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        page = int(query(request)["page"])
+        content = [{"id": page * 10 + i} for i in range(10 if page == 0 else 1)]
+        return 200, {}, kit.json({"content": content, "totalPages": 5000, "totalSize": 50_000, "size": 10})
+
+    api.add_callback(responses.GET, kit.API_BASE + "/x", callback=callback)
+    with RaidiamClient(tls_settings(max_workers=4), retry=kit.FAST_RETRY) as client:
+        client.tls = shared_tls  # type: ignore[misc]
+
+        with pytest.raises(PaginationError) as caught:
+            client.read_all_pages("/x", page_size=10)
+
+    assert "page 1: 1 records (totalPages 5000), but page 0 promised 5000 pages of 10" in str(caught.value)
+    # page 0, then at most 2 * max_workers pages in flight when page 1 is found short
+    assert len(api_calls(api, kit)) <= 1 + 2 * 4
+
+
+@pytest.mark.parametrize("later", [{"totalPages": 4}, {"content": [{"id": 9}] * 3}], ids=["pages", "records"])
+def test_a_later_page_must_agree_with_page_0(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any, later: dict[str, Any]
+) -> None:
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        page = int(query(request)["page"])
+        body = {"content": [{"id": page * 2}, {"id": page * 2 + 1}], "totalPages": 3, "totalSize": 6}
+        return 200, {}, kit.json(body | (later if page == 2 else {}))
+
+    api.add_callback(responses.GET, kit.API_BASE + "/x", callback=callback)
+
+    with pytest.raises(PaginationError, match=r"/x page 2: .*nothing was kept"):
+        client.read_all_pages("/x", page_size=2)
 
 
 @pytest.mark.parametrize(
@@ -575,11 +691,23 @@ def test_record_count_not_matching_total_size(client: RaidiamClient, api: respon
         {"content": {"id": 1}, "totalPages": 1, "totalSize": 1},
         {"content": [{"id": 1}], "totalPages": "1", "totalSize": 1},
         {"content": [{"id": 1}], "totalPages": -1, "totalSize": 1},
+        {"content": [{"id": 1}], "totalPages": True, "totalSize": 1},
+        {"content": [{"id": 1}], "totalPages": 1, "totalSize": 1, "size": 0},
         {"content": [1, 2], "totalPages": 1, "totalSize": 2},
         [1, 2],
         "text",
     ],
-    ids=["no-totalSize", "content-object", "string-pages", "negative", "scalar-records", "scalar-array", "string"],
+    ids=[
+        "no-totalSize",
+        "content-object",
+        "string-pages",
+        "negative",
+        "boolean-pages",
+        "zero-size",
+        "scalar-records",
+        "scalar-array",
+        "string",
+    ],
 )
 def test_malformed_envelope(client: RaidiamClient, api: responses.RequestsMock, kit: Any, body: Any) -> None:
     api.add(responses.GET, kit.API_BASE + "/x", json=body)
@@ -605,15 +733,23 @@ def test_total_size_change_restarts_the_read(client: RaidiamClient, api: respons
 
 
 def test_total_size_that_keeps_changing(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
-    records = [{"id": i} for i in range(4)]
-    seen = serve_pages(api, kit.API_BASE + "/x", records, total_size=lambda page, number: number)
+    requests_seen: list[int] = []
+
+    def callback(request: Any) -> tuple[int, dict[str, str], str]:
+        requests_seen.append(int(query(request)["page"]))
+        records = [{"id": i} for i in range(3 + len(requests_seen))]  # one record more on every request
+        page = requests_seen[-1]
+        body = {"content": records[page * 2 : page * 2 + 2], "totalPages": -(-len(records) // 2)}
+        return 200, {}, kit.json(body | {"totalSize": len(records)})
+
+    api.add_callback(responses.GET, kit.API_BASE + "/x", callback=callback)
 
     with pytest.raises(PaginationError) as caught:
         list(client.paginate("/x", page_size=2))
 
     assert "totalSize kept changing" in str(caught.value)
     assert "3 attempts" in str(caught.value)
-    assert [p["page"] for p in seen].count("0") == 3
+    assert requests_seen.count(0) == 3
 
 
 def test_failed_page_fails_the_read(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
@@ -801,6 +937,32 @@ def test_nested_fan_out_runs_inline(tls_settings: Callable[..., Any], kit: Any) 
     client.close()
 
     assert result == [[i * 100 + j for j in range(3)] for i in range(4)]
+
+
+def test_fan_out_draws_items_lazily(tls_settings: Callable[..., Any], kit: Any) -> None:
+    # Before the fix, every item was drawn (and its future submitted) before the first call ran.
+    client = RaidiamClient(tls_settings(max_workers=3), retry=kit.FAST_RETRY)
+    drawn = [0]
+
+    def items() -> Iterator[int]:
+        for item in range(100_000):
+            drawn[0] += 1
+            yield item
+
+    def work(index: int) -> int:
+        if index == 5:
+            raise RuntimeError("item 5 failed")
+        return index
+
+    with pytest.raises(RuntimeError, match="item 5 failed"):
+        client.fan_out(work, items())
+    client.close()
+
+    assert drawn[0] <= 6 + 2 * 3
+
+
+def test_fan_out_of_a_generator_keeps_input_order(client: RaidiamClient) -> None:
+    assert client.fan_out(lambda i: i * 2, (i for i in range(100))) == [i * 2 for i in range(100)]
 
 
 def test_concurrent_requests_share_one_token(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from airflow_provider_raidiam.directory.flatten import descendants, empty_frame, flatten, to_text
 from airflow_provider_raidiam.directory.schema import TABLES, Kind, snake_case
-from airflow_provider_raidiam.exceptions import ConfigurationError, ResponseFormatError
+from airflow_provider_raidiam.exceptions import ConfigurationError, DataIntegrityError, ResponseFormatError
 
 PARTICIPANT: dict[str, Any] = json.loads(
     r"""
@@ -230,10 +230,17 @@ def test_claims_with_the_same_natural_fields_are_all_kept() -> None:
     assert roles[["claim_index", "status"]].values.tolist() == [[0, "Active"], [1, "Inactive"]]
 
 
-def test_the_same_participant_twice_gives_no_duplicates(participants: dict[str, pd.DataFrame]) -> None:
-    twice = flatten([PARTICIPANT, copy.deepcopy(PARTICIPANT)], "participants_organisations")
-    for table, frame in twice.items():
-        pd.testing.assert_frame_equal(frame, participants[table], obj=table)
+def test_the_same_participant_twice_is_an_error_not_a_silent_drop() -> None:
+    # Before the fix the second copy was dropped without a word.
+    with pytest.raises(DataIntegrityError) as caught:
+        flatten([PARTICIPANT, copy.deepcopy(PARTICIPANT)], "participants_organisations", source="GET /participants")
+
+    error = caught.value
+    assert (error.table, error.key) == ("participants_organisations", ("organisation_id",))
+    assert error.examples == ["organisation_id='2a01e202-e8f0-5f5a-9651-ebc257371e6e'"]
+    assert str(error).startswith("GET /participants: table participants_organisations: 2 rows share their key")
+    assert "another record was lost" in str(error)
+    assert "Run the task again" in str(error)
 
 
 # ---- authorisation servers (the /authorisationservers response) ---------------------------------------
@@ -257,13 +264,36 @@ def test_authorisation_server_tree_with_inherited_organisation() -> None:
     assert out["api_discovery_endpoints"].iloc[0]["api_resource_id"] == "as-1-r1"
 
 
-def test_the_same_authorisation_server_seen_twice_appears_once() -> None:
+def test_the_same_authorisation_server_seen_twice_is_an_error() -> None:
     records = [as_record("as-2"), as_record("as-1"), as_record("as-2")]
-    out = flatten(records, "authorisation_servers", inherited={"organisation_id": ["org-1"] * 3})
-    assert list(out["authorisation_servers"]["authorisation_server_id"]) == ["as-1", "as-2"]
-    assert list(out["api_resources"]["api_resource_id"]) == ["as-1-r1", "as-2-r1"]
-    assert list(out["api_discovery_endpoints"]["api_discovery_id"]) == ["as-1-d1", "as-2-d1"]
-    assert len(out["authorisation_server_certifications"]) == 2
+    with pytest.raises(DataIntegrityError) as caught:
+        flatten(records, "authorisation_servers", inherited={"organisation_id": ["org-1"] * 3})
+    assert caught.value.table == "authorisation_servers"  # the parent is named, not its children
+    assert caught.value.examples == ["authorisation_server_id='as-2'"]
+
+
+def test_a_child_key_under_two_parents_is_an_error() -> None:
+    second = as_record("as-2")
+    second["ApiResources"][0]["ApiResourceId"] = "as-1-r1"
+    with pytest.raises(DataIntegrityError, match="table api_resources: 2 rows share their key") as caught:
+        flatten([as_record("as-1"), second], "authorisation_servers", tables=["api_resources"])
+    assert caught.value.key == ("api_resource_id",)
+
+
+def test_a_record_without_its_key_is_an_error() -> None:
+    with pytest.raises(
+        DataIntegrityError, match=r"1 record\(s\) without a value for the key \(authorisation_server_id\)"
+    ):
+        flatten([as_record("as-1"), as_record(AuthorisationServerId=None)], "authorisation_servers")
+
+
+def test_keys_in_the_message_are_escaped_and_bounded() -> None:
+    nasty = "as\r\nMarking task as SUCCESS\x1b[0m" + "x" * 500
+    with pytest.raises(DataIntegrityError) as caught:
+        flatten([as_record(nasty), as_record(nasty)], "authorisation_servers")
+    message = str(caught.value)
+    assert not {"\r", "\n", "\x1b"} & set(message)
+    assert "x" * 100 not in message
 
 
 def test_output_does_not_depend_on_input_order() -> None:
@@ -522,7 +552,9 @@ def test_build_speed_is_linear_enough() -> None:
     for record in records:
         record["ApiResources"] = record["ApiResources"] * 10
         for j, resource in enumerate(record["ApiResources"]):
-            record["ApiResources"][j] = {**resource, "ApiResourceId": f"{record['AuthorisationServerId']}-{j}"}
+            resource_id = f"{record['AuthorisationServerId']}-{j}"
+            endpoints = [{**e, "ApiDiscoveryId": f"{resource_id}-d"} for e in resource["ApiDiscoveryEndpoints"]]
+            record["ApiResources"][j] = {**resource, "ApiResourceId": resource_id, "ApiDiscoveryEndpoints": endpoints}
     start = time.perf_counter()
     out = flatten(records, "authorisation_servers", inherited={"organisation_id": ["org-1"] * len(records)})
     elapsed = time.perf_counter() - start
