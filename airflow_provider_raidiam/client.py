@@ -272,7 +272,9 @@ class RaidiamClient:
     ) -> list[dict[str, Any]]:
         """Every record of a paged endpoint as a list; see :meth:`paginate`."""
         size = self.settings.page_size if page_size is None else page_size
-        return read_all_pages(self, endpoint, params, size, log=self.log, url=self.url_for(endpoint))
+        return read_all_pages(
+            self, endpoint, params, size, log=self.log, url=self.url_for(endpoint), max_pages=self.settings.max_pages
+        )
 
     # -- concurrency -------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from airflow_provider_raidiam.boundary import require_https_url
+from airflow_provider_raidiam.directory.paging import DEFAULT_MAX_PAGES, MAX_PAGE_SIZE
 from airflow_provider_raidiam.exceptions import ConfigurationError
 from airflow_provider_raidiam.limits import DEFAULT_ATTEMPT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, ResponseLimits
 
@@ -26,6 +27,10 @@ DEFAULT_PAGE_SIZE = 1000
 DEFAULT_MAX_WORKERS = 16
 MAX_RESPONSE_BYTES_RANGE = (1024, 1024**3)
 ATTEMPT_DEADLINE_RANGE = (1.0, 3600.0)
+TIMEOUT_RANGE = (0.0, 300.0)
+PAGE_SIZE_RANGE = (1, MAX_PAGE_SIZE)
+MAX_WORKERS_RANGE = (1, 64)
+MAX_PAGES_RANGE = (1, 1_000_000)
 SIGNING_ALGORITHMS = ("PS256", "RS256", "ES256")
 WELL_KNOWN_SUFFIX = "/.well-known/openid-configuration"
 
@@ -74,6 +79,7 @@ class RaidiamSettings:
     timeout: float = DEFAULT_TIMEOUT
     page_size: int = DEFAULT_PAGE_SIZE
     max_workers: int = DEFAULT_MAX_WORKERS
+    max_pages: int = DEFAULT_MAX_PAGES
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     attempt_deadline: float = DEFAULT_ATTEMPT_DEADLINE
 
@@ -168,9 +174,16 @@ class RaidiamSettings:
             scope=" ".join((_text(extra, "scope") or DEFAULT_SCOPE).split()),
             api_base_url=_optional_https(extra, "api_base_url"),
             participants_url=_optional_https(extra, "participants_url"),
-            timeout=_positive_number(extra, "timeout", DEFAULT_TIMEOUT),
-            page_size=_positive_integer(extra, "page_size", DEFAULT_PAGE_SIZE),
-            max_workers=_positive_integer(extra, "max_workers", DEFAULT_MAX_WORKERS),
+            timeout=_in_range(extra, "timeout", _positive_number(extra, "timeout", DEFAULT_TIMEOUT), TIMEOUT_RANGE),
+            page_size=_in_range(
+                extra, "page_size", _positive_integer(extra, "page_size", DEFAULT_PAGE_SIZE), PAGE_SIZE_RANGE
+            ),
+            max_workers=_in_range(
+                extra, "max_workers", _positive_integer(extra, "max_workers", DEFAULT_MAX_WORKERS), MAX_WORKERS_RANGE
+            ),
+            max_pages=_in_range(
+                extra, "max_pages", _positive_integer(extra, "max_pages", DEFAULT_MAX_PAGES), MAX_PAGES_RANGE
+            ),
             max_response_bytes=_in_range(extra, "max_response_bytes", max_response_bytes, MAX_RESPONSE_BYTES_RANGE),
             attempt_deadline=_in_range(extra, "attempt_deadline", attempt_deadline, ATTEMPT_DEADLINE_RANGE),
         )
@@ -213,6 +226,7 @@ KNOWN_EXTRAS = frozenset(
         "timeout",
         "page_size",
         "max_workers",
+        "max_pages",
         "max_response_bytes",
         "attempt_deadline",
     }

@@ -93,18 +93,23 @@ CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
     ),
     "timeout": _field(
         "Timeout (seconds)",
-        "Connect timeout, and the longest wait for the next bytes of a response (see attempt_deadline).",
-        {"type": ["number", "null"], "default": 30},
+        "Connect timeout, and the longest wait for the next bytes of a response, up to 300 (see attempt_deadline).",
+        {"type": ["number", "null"], "default": 30, "exclusiveMinimum": 0, "maximum": 300},
     ),
     "page_size": _field(
         "Page size",
-        "Records per page on paged Directory endpoints.",
-        {"type": ["integer", "null"], "default": 1000},
+        "Records per page on paged Directory endpoints (1 to 50,000).",
+        {"type": ["integer", "null"], "default": 1000, "minimum": 1, "maximum": 50000},
     ),
     "max_workers": _field(
         "Concurrent requests",
-        "Parallel Directory calls in fan-out reads (one token and one connection pool are shared).",
-        {"type": ["integer", "null"], "default": 16},
+        "Parallel Directory calls in fan-out reads (1 to 64; one token and one connection pool are shared).",
+        {"type": ["integer", "null"], "default": 16, "minimum": 1, "maximum": 64},
+    ),
+    "max_pages": _field(
+        "Page limit",
+        "Most pages one paged read may take (1 to 1,000,000); a server claiming more fails the read.",
+        {"type": ["integer", "null"], "default": 10000, "minimum": 1, "maximum": 1000000},
     ),
     "max_response_bytes": _field(
         "Response size limit (bytes)",

@@ -751,6 +751,27 @@ CASES: list[Case] = [
         operator=lambda env: {"output_uri": None, "max_xcom_rows": 10},
     ),
     Case(
+        "max-workers-above-its-bound",
+        ConfigurationError,
+        ("Connection extra 'max_workers' must be between 1 and 64", "got 10000"),
+        conn=lambda env: {"max_workers": 10000},
+        before_requests=True,
+    ),
+    Case(
+        "timeout-above-its-bound",
+        ConfigurationError,
+        ("Connection extra 'timeout' must be between 0 and 300", "got 86400"),
+        conn=lambda env: {"timeout": 86400},
+        before_requests=True,
+    ),
+    Case(
+        "page-size-filter-out-of-range",
+        ConfigurationError,
+        ("page_size must be a whole number from 1 to 50000",),
+        operator=lambda env: {"filters": {"page_size": 0}},
+        before_requests=True,
+    ),
+    Case(
         "output-uri-escaping-its-folder",
         ConfigurationError,
         ("contains a '..' segment", "could write outside its folder"),

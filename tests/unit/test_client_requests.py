@@ -648,6 +648,19 @@ def test_more_pages_than_max_pages_are_refused_before_reading_them(
     assert len(api_calls(api, kit)) == 1
 
 
+def test_max_pages_comes_from_the_connection(
+    tls_settings: Callable[..., Any], api: responses.RequestsMock, kit: Any, shared_tls: TlsMaterial
+) -> None:
+    serve_pages(api, kit.API_BASE + "/x", [{"id": i} for i in range(6)])
+    with RaidiamClient(tls_settings(max_pages=5), retry=kit.FAST_RETRY) as client:
+        client.tls = shared_tls  # type: ignore[misc]
+        assert len(client.read_all_pages("/x", page_size=2)) == 6  # 3 pages
+
+        with pytest.raises(PaginationError, match=r"6 pages of 1 \(totalSize 6\) are more than max_pages 5"):
+            client.read_all_pages("/x", page_size=1)
+    assert len(api_calls(api, kit)) == 3 + 1
+
+
 def test_a_short_page_stops_the_read_after_a_bounded_number_of_requests(
     tls_settings: Callable[..., Any], api: responses.RequestsMock, kit: Any, shared_tls: TlsMaterial
 ) -> None:

@@ -317,6 +317,31 @@ def test_response_limits_out_of_bounds_are_refused(name: str, value: int, bounds
     assert f"Connection extra {name!r} must be {bounds}, got {value!r}" in message
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "bounds"),
+    [
+        ("timeout", 301, "between 0 and 300"),
+        ("timeout", "1e9", "between 0 and 300"),
+        ("page_size", 50_001, "between 1 and 50,000"),
+        ("max_workers", 65, "between 1 and 64"),
+        ("max_workers", 10_000, "between 1 and 64"),
+        ("max_pages", 1_000_001, "between 1 and 1,000,000"),
+    ],
+)
+def test_upper_bounds_on_concurrency_timeout_and_paging(name: str, value: Any, bounds: str) -> None:
+    # Before the fix, any positive value was accepted (max_workers=10000 made a pool of 10,000 threads).
+    message = refused(**{name: value}, **MTLS)
+
+    assert f"Connection extra {name!r} must be {bounds}, got {value!r}" in message
+
+
+def test_paging_limits_come_from_the_extras() -> None:
+    result = settings(max_pages="20", page_size=50_000, max_workers=64, timeout=300, **MTLS)
+
+    assert (result.max_pages, result.page_size, result.max_workers, result.timeout) == (20, 50_000, 64, 300.0)
+    assert settings(**MTLS).max_pages == 10_000
+
+
 @pytest.mark.parametrize("name", ["page_size", "max_workers"])
 def test_fractional_integer_extras_never_become_zero(name: str) -> None:
     try:

@@ -185,6 +185,7 @@ DISTINCT_VALUES: dict[str, Any] = {
     "timeout": 7,
     "page_size": 20,
     "max_workers": 2,
+    "max_pages": 50,
     "max_response_bytes": 4096,
     "attempt_deadline": 9,
 }
