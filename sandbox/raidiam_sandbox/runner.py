@@ -502,7 +502,8 @@ class Sandbox:
         Replaces all faults: ``seed``, ``error_rate`` (statuses from ``error_statuses``), ``rate_limit_rate``,
         ``retry_after`` (``none``/``seconds``/``http-date``) with ``retry_after_seconds``, ``drop_rate``,
         ``latency_ms``, ``mutate_after_requests`` and ``mutate_repeat`` (see
-        :mod:`raidiam_sandbox.directory_api`).
+        :mod:`raidiam_sandbox.directory_api`), ``page_totals`` and ``page_shift`` (see
+        :mod:`raidiam_sandbox.paging_faults`).
         """
         result: dict[str, Any] = self._admin("PUT", self.public_base_url + "/__sandbox/faults", faults)
         return result

@@ -22,7 +22,7 @@ from airflow_provider_raidiam.client import RaidiamClient
 from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.exceptions import ConfigurationError, DataIntegrityError, PaginationError
 from airflow_provider_raidiam.operators.directory import RaidiamApiOperator, RaidiamDirectoryOperator
-from airflow_provider_raidiam.sandbox import Sandbox
+from raidiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 
