@@ -186,7 +186,7 @@ def test_an_output_outside_its_folder_is_refused_before_any_request(
     fresh_sandbox_counters: Sandbox,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    arguments: dict[str, str],
+    arguments: dict[str, Any],
     says: str,
 ) -> None:
     sandbox = fresh_sandbox_counters

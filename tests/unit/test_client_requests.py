@@ -616,7 +616,7 @@ def test_total_pages_must_be_ceil_of_total_size_over_size(
 
     def callback(request: Any) -> tuple[int, dict[str, str], str]:
         page = int(query(request)["page"])
-        body = {"content": records[page * page_size : (page + 1) * page_size]}
+        body: dict[str, Any] = {"content": records[page * page_size : (page + 1) * page_size]}
         body.update({"totalPages": total_pages, "totalSize": total_size} | ({"size": size} if size else {}))
         return 200, {}, kit.json(body)
 
