@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import logging
 import ssl
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import requests
@@ -25,7 +25,6 @@ from airflow_provider_raidiam.discovery import ProviderMetadata, get_provider_me
 from airflow_provider_raidiam.exceptions import ConfigurationError, DiscoveryError
 from airflow_provider_raidiam.http import (
     INTERACTION_HEADER,
-    RetryPolicy,
     allowed_origins,
     api_error,
     new_session,
@@ -33,13 +32,17 @@ from airflow_provider_raidiam.http import (
     transport_error,
 )
 from airflow_provider_raidiam.limits import ResponseLimits
+from airflow_provider_raidiam.retry import RetryPolicy
 from airflow_provider_raidiam.server_text import interaction_id as valid_interaction_id
 from airflow_provider_raidiam.server_text import server_text
+from airflow_provider_raidiam.throttle import Throttle
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_EXPIRED_RENEWALS = 3
+"""Renewals per call when the API says the token expired (a busy machine can age a token in flight)."""
 
 
 class RaidiamClient:
@@ -50,7 +53,8 @@ class RaidiamClient:
     :param settings: validated connection settings.
     :param on_secret: called with every secret the client creates (access tokens, client assertions),
         e.g. Airflow's ``mask_secret``.
-    :param retry: retry policy for idempotent requests and token requests.
+    :param retry: retry policy for idempotent requests and token requests (default: the connection's
+        ``throttle_timeout`` with default retries).
     """
 
     def __init__(
@@ -63,8 +67,10 @@ class RaidiamClient:
     ) -> None:
         self.settings = settings
         self._on_secret = on_secret or (lambda _secret: None)
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy(throttle_timeout=settings.throttle_timeout)
         self.log: Logger = logger or logging.getLogger(__name__)
+        self.throttle: Throttle = self.retry.new_throttle(settings.max_requests_per_second)
+        """Pause and rate limit shared by every Directory API call of this client."""
         self._calls = Counter()
         self._attempts = Counter()
         self._fan_out = FanOut(settings.max_workers, self.log, self._describe_calls)
@@ -123,6 +129,7 @@ class RaidiamClient:
             expected_issuer=self.settings.issuer,
             timeout=self.settings.timeout,
             retry=self.retry,
+            throttle=self.public.throttle,
         )
 
     @once
@@ -194,38 +201,58 @@ class RaidiamClient:
     ) -> requests.Response:
         """Call the Directory API with the Bearer token over the transport certificate.
 
-        Idempotent methods are retried on connection errors, 429 and 5xx (see :class:`RetryPolicy`);
-        a 401 drops the cached token, fetches a new one and retries once.
+        Every call waits for this client's shared :attr:`throttle` (a 429 pauses all of them). Idempotent
+        methods are retried on connection errors and 5xx (see :class:`RetryPolicy`); a 401 drops the
+        cached token, fetches a new one and retries: once, or up to ``MAX_EXPIRED_RENEWALS`` times when
+        the token had expired.
 
         :param raise_for_status: raise :class:`ApiError` on an error status (default), else return it.
         :param kwargs: passed to :meth:`requests.Session.request` (``json``, ``data``, ``timeout``, ...).
+        :raises ThrottledError: the gateway refused every request for ``throttle_timeout`` seconds.
         """
         method = method.upper()
         url = self.url_for(endpoint)
         sent_headers = {"Accept": "application/json", INTERACTION_HEADER: str(uuid.uuid4())}
         sent_headers.update(headers or {})
-        kwargs.setdefault("timeout", self.settings.timeout)
-        kwargs["allow_redirects"] = False  # the adapter refuses redirects anyway
+        timeout = kwargs.pop("timeout", self.settings.timeout)
+        policy = self.retry if method in IDEMPOTENT_METHODS else replace(self.retry, attempts=1)
+        clock = self.retry.clock
+        sent_token = [""]
 
         self._calls.add()
 
-        def send_once() -> requests.Response:
+        def send_once(remaining: float) -> requests.Response:
             self._attempts.add()
-            sent_headers["Authorization"] = f"Bearer {self.access_token()}"
-            return self.mtls_session.request(method, url, params=params, headers=sent_headers, **kwargs)
+            sent_token[0] = self.access_token()
+            sent_headers["Authorization"] = f"Bearer {sent_token[0]}"
+            attempt_timeout = min(timeout, remaining) if isinstance(timeout, int | float) else timeout
+            sent_at = clock.now()
+            response = self.mtls_session.request(
+                method,
+                url,
+                params=params,
+                headers=sent_headers,
+                timeout=attempt_timeout,
+                allow_redirects=False,
+                **kwargs,
+            )
+            self.token_client.observe_request(clock.now() - sent_at)
+            return response
 
-        def send() -> requests.Response:
-            if method in IDEMPOTENT_METHODS:
-                return self.retry.call(send_once, describe=f"{method} {url}")
-            return send_once()
+        def renew(response: requests.Response, renewals: int) -> bool:
+            expired = self.token_client.expired(sent_token[0], response)
+            if renewals >= (MAX_EXPIRED_RENEWALS if expired else 1):
+                return False
+            self.token_client.invalidate(sent_token[0])
+            why = "the token expired" if expired else "the token was refused"
+            self.log.info("%s %s -> 401 (%s); renewing the access token and retrying", method, url, why)
+            return True
 
-        started = time.monotonic()
+        started = clock.now()
         try:
-            response = send()
-            if response.status_code == 401:
-                self.token_client.invalidate(sent_headers["Authorization"].removeprefix("Bearer "))
-                self.log.info("%s %s -> 401; renewing the access token and retrying once", method, url)
-                response = send()
+            response = policy.call(
+                send_once, describe=f"{method} {url}", throttle=self.throttle, renew=renew, prepare=self.access_token
+            )
         except requests.RequestException as error:
             raise transport_error(method, url, error, sent_headers[INTERACTION_HEADER]) from None
         self.log.debug(
@@ -233,7 +260,7 @@ class RaidiamClient:
             method,
             url,
             response.status_code,
-            (time.monotonic() - started) * 1000,
+            (clock.now() - started) * 1000,
             INTERACTION_HEADER,
             valid_interaction_id(response.headers.get(INTERACTION_HEADER), sent_headers[INTERACTION_HEADER]),
         )
@@ -284,7 +311,7 @@ class RaidiamClient:
 
     def _describe_calls(self) -> str:
         calls, attempts = self.call_stats()
-        return f"; {calls} API calls so far, {attempts - calls} retries"
+        return f"; {calls} API calls so far, {attempts - calls} retries{self.throttle.describe()}"
 
     def fan_out(self, func: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Call ``func`` on every item with at most ``max_workers`` threads; results in input order.
@@ -334,6 +361,8 @@ class PublicClient:
         self.session = new_session(ssl_context, pool_maxsize=pool_maxsize, allowed=self.allowed, limits=limits)
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
+        self.throttle = self.retry.new_throttle()
+        """Pause and rate limit shared by the calls to public endpoints."""
         self.log: Logger = logger or logging.getLogger(__name__)
 
     @classmethod
@@ -352,8 +381,11 @@ class PublicClient:
         headers = {"Accept": "application/json", INTERACTION_HEADER: interaction_id}
         try:
             response = self.retry.call(
-                lambda: self.session.get(url, headers=headers, timeout=self.timeout, allow_redirects=False),
+                lambda remaining: self.session.get(
+                    url, headers=headers, timeout=min(self.timeout, remaining), allow_redirects=False
+                ),
                 describe=f"GET {url}",
+                throttle=self.throttle,
             )
         except requests.RequestException as error:
             raise transport_error("GET", url, error, interaction_id) from None

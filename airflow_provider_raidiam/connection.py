@@ -31,6 +31,7 @@ TIMEOUT_RANGE = (0.0, 300.0)
 PAGE_SIZE_RANGE = (1, MAX_PAGE_SIZE)
 MAX_WORKERS_RANGE = (1, 64)
 MAX_PAGES_RANGE = (1, 1_000_000)
+DEFAULT_THROTTLE_TIMEOUT = 300.0
 SIGNING_ALGORITHMS = ("PS256", "RS256", "ES256")
 WELL_KNOWN_SUFFIX = "/.well-known/openid-configuration"
 
@@ -82,6 +83,8 @@ class RaidiamSettings:
     max_pages: int = DEFAULT_MAX_PAGES
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     attempt_deadline: float = DEFAULT_ATTEMPT_DEADLINE
+    max_requests_per_second: float | None = None
+    throttle_timeout: float = DEFAULT_THROTTLE_TIMEOUT
 
     @property
     def response_limits(self) -> ResponseLimits:
@@ -186,6 +189,8 @@ class RaidiamSettings:
             ),
             max_response_bytes=_in_range(extra, "max_response_bytes", max_response_bytes, MAX_RESPONSE_BYTES_RANGE),
             attempt_deadline=_in_range(extra, "attempt_deadline", attempt_deadline, ATTEMPT_DEADLINE_RANGE),
+            max_requests_per_second=_optional_positive_number(extra, "max_requests_per_second"),
+            throttle_timeout=_positive_number(extra, "throttle_timeout", DEFAULT_THROTTLE_TIMEOUT),
         )
         settings._check_consistency()
         return settings
@@ -229,6 +234,8 @@ KNOWN_EXTRAS = frozenset(
         "max_pages",
         "max_response_bytes",
         "attempt_deadline",
+        "max_requests_per_second",
+        "throttle_timeout",
     }
 )
 
@@ -266,6 +273,10 @@ def _positive_number(extra: Mapping[str, Any], name: str, default: float) -> flo
     if not math.isfinite(number) or number <= 0:
         raise ConfigurationError(f"Connection extra {name!r} must be greater than 0 (and finite), got {value!r}.")
     return number
+
+
+def _optional_positive_number(extra: Mapping[str, Any], name: str) -> float | None:
+    return _positive_number(extra, name, 1.0) if name in extra else None
 
 
 def _positive_integer(extra: Mapping[str, Any], name: str, default: int) -> int:

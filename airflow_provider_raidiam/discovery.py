@@ -11,8 +11,9 @@ import requests
 
 from airflow_provider_raidiam.boundary import quote_untrusted, require_https_url
 from airflow_provider_raidiam.exceptions import DiscoveryError, RedirectError, ResponseDeadlineError
-from airflow_provider_raidiam.http import RetryPolicy
+from airflow_provider_raidiam.retry import RetryPolicy
 from airflow_provider_raidiam.server_text import server_text
+from airflow_provider_raidiam.throttle import Throttle
 
 _cache: dict[tuple[str, str], ProviderMetadata] = {}
 _cache_lock = threading.Lock()
@@ -53,14 +54,18 @@ def get_provider_metadata(
     expected_issuer: str,
     timeout: float,
     retry: RetryPolicy,
+    throttle: Throttle | None = None,
 ) -> ProviderMetadata:
-    """Return the validated discovery document, fetching it only the first time in this process."""
+    """Return the validated discovery document, fetching it only the first time in this process.
+
+    :param throttle: the throttle shared with other calls to the same server, if any.
+    """
     key = (discovery_url, expected_issuer)
     with _cache_lock:
         cached = _cache.get(key)
     if cached is not None:
         return cached
-    metadata = _fetch(session, discovery_url, expected_issuer, timeout, retry)
+    metadata = _fetch(session, discovery_url, expected_issuer, timeout, retry, throttle)
     with _cache_lock:
         return _cache.setdefault(key, metadata)
 
@@ -72,13 +77,19 @@ def clear_cache() -> None:
 
 
 def _fetch(
-    session: requests.Session, url: str, expected_issuer: str, timeout: float, retry: RetryPolicy
+    session: requests.Session,
+    url: str,
+    expected_issuer: str,
+    timeout: float,
+    retry: RetryPolicy,
+    throttle: Throttle | None,
 ) -> ProviderMetadata:
+    def send(remaining: float) -> requests.Response:
+        headers = {"Accept": "application/json"}
+        return session.get(url, timeout=min(timeout, remaining), allow_redirects=False, headers=headers)
+
     try:
-        response = retry.call(
-            lambda: session.get(url, timeout=timeout, allow_redirects=False, headers={"Accept": "application/json"}),
-            describe=f"GET {url}",
-        )
+        response = retry.call(send, describe=f"GET {url}", throttle=throttle)
     except RedirectError as error:
         raise _redirected(url, error.location) from None
     except ResponseDeadlineError:

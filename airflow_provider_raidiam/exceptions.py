@@ -104,6 +104,10 @@ class ResponseFormatError(ApiError):
     """A response body is not the JSON the endpoint documents (not JSON, truncated, bad envelope)."""
 
 
+class ThrottledError(ApiError):
+    """The server rate-limited every request of this client for longer than ``throttle_timeout``."""
+
+
 class PaginationError(ApiError):
     """Paging did not add up: records differ from ``totalSize``, or ``totalSize`` moved during the read."""
 

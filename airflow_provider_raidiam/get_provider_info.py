@@ -121,6 +121,16 @@ CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
         "Wall-clock limit of one HTTP attempt: connect, headers and the whole body.",
         {"type": ["number", "null"], "default": 120},
     ),
+    "max_requests_per_second": _field(
+        "Max requests per second",
+        "Optional cap on Directory API requests per second; without it the client adapts to the gateway's limit.",
+        {"type": ["number", "null"]},
+    ),
+    "throttle_timeout": _field(
+        "Throttle timeout (seconds)",
+        "Fail only after the gateway has refused every request (HTTP 429) for this long.",
+        {"type": ["number", "null"], "default": 300},
+    ),
 }
 
 

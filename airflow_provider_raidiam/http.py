@@ -1,4 +1,4 @@
-"""HTTP sessions that always verify TLS with the connection's own SSL context, and the retry policy.
+"""HTTP sessions that always verify TLS with the connection's own SSL context, and HTTP error mapping.
 
 One ``SSLContext`` per connection is built once (see :mod:`airflow_provider_raidiam.credentials`) and
 every pooled connection uses it, so a handshake happens once per pooled connection and the configured CA
@@ -11,16 +11,11 @@ follows a redirect: a 3xx with a ``Location`` is a :class:`RedirectError`.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import ssl
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import requests
-import tenacity
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_raidiam.boundary import AllowedOrigins, quote_untrusted
@@ -45,16 +40,6 @@ from airflow_provider_raidiam.server_text import server_text
 log = logging.getLogger(__name__)
 
 INTERACTION_HEADER = "x-fapi-interaction-id"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-
-
-def is_transient_error(error: BaseException) -> bool:
-    """Whether a transport error may pass on retry (a refused certificate never does)."""
-    if isinstance(error, requests.exceptions.SSLError):
-        text = str(error).lower()
-        return "eof" in text or "reset" in text or "timed out" in text
-    return isinstance(error, TRANSIENT_ERRORS)
 
 
 class SslContextAdapter(HTTPAdapter):
@@ -171,112 +156,6 @@ def redirect_error(response: requests.Response) -> RedirectError:
         status=response.status_code,
         url=response.url,
     )
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries with exponential backoff and jitter, honouring ``Retry-After`` (capped).
-
-    :param attempts: total attempts including the first.
-    :param max_elapsed: give up retrying once this many seconds have passed since the first attempt.
-    :param initial_wait: first backoff in seconds; doubles each attempt, plus jitter.
-    :param max_wait: cap of one wait, ``Retry-After`` included.
-    """
-
-    attempts: int = 6
-    max_elapsed: float = 120.0
-    initial_wait: float = 0.25
-    max_wait: float = 20.0
-
-    def call(
-        self,
-        send: Callable[[], requests.Response],
-        *,
-        describe: str,
-        retry_status: Callable[[requests.Response], bool] | None = None,
-    ) -> requests.Response:
-        """Call ``send`` until it returns a non-retryable response or the policy is exhausted.
-
-        Returns the last response (the caller turns an error status into a typed error); re-raises the
-        last transport error when no response was ever received.
-        """
-        should_retry_status = retry_status or (lambda response: response.status_code in RETRY_STATUSES)
-        # Fast path: most calls succeed at once, so the first attempt runs without tenacity (building its
-        # state machine costs about as much CPU as the rest of the client's per-request work).
-        first: list[requests.Response | BaseException] = []
-        try:
-            answer = send()
-        except Exception as error:
-            if self.attempts <= 1 or not is_transient_error(error):
-                raise
-            first.append(error)
-        else:
-            if self.attempts <= 1 or not should_retry_status(answer):
-                return answer
-            first.append(answer)
-
-        def replay_first_then_send() -> requests.Response:
-            """The first outcome again (tenacity's attempt 1), then real attempts."""
-            if first:
-                outcome = first.pop()
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                return outcome
-            return send()
-
-        backoff = tenacity.wait_exponential(multiplier=self.initial_wait, max=self.max_wait) + tenacity.wait_random(
-            0, self.initial_wait
-        )
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            outcome = state.outcome
-            if outcome is not None and not outcome.failed:
-                delay = retry_after_seconds(outcome.result())
-                if delay is not None:
-                    return min(delay, self.max_wait)
-            return float(backoff(state))
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            outcome = state.outcome
-            assert outcome is not None
-            if outcome.failed:
-                reason = type(outcome.exception()).__name__
-            else:
-                reason = f"HTTP {outcome.result().status_code}"
-            log.warning(
-                "%s failed (%s); retry %d/%d in %.2fs",
-                describe,
-                reason,
-                state.attempt_number,
-                self.attempts - 1,
-                state.upcoming_sleep,
-            )
-
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.attempts) | tenacity.stop_after_delay(self.max_elapsed),
-            wait=wait,
-            retry=tenacity.retry_if_exception(is_transient_error) | tenacity.retry_if_result(should_retry_status),
-            before_sleep=before_sleep,
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-            reraise=True,
-        )
-        response: requests.Response = retrying(replay_first_then_send)
-        return response
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Seconds to wait per the response's ``Retry-After`` (delta-seconds or HTTP-date), if any."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 MAX_ERRORS_SHOWN = 5

@@ -16,6 +16,13 @@ then, for each added latency, measures side by side against the same servers:
     fetched before the clock starts, GETting exactly the provider's URL set (computed from the data set and
     checked against the server's per-route counters) as one flat list, and building nothing.
 
+``throttled`` (issue #10)
+    The provider alone, with the emulator's gateway limited to R requests per second (``--throttle-rates``,
+    at ``--throttle-latency-ms``; one-second windows without ``Retry-After``, as Raidiam's gateway
+    documents none; ``--throttle-mode token-bucket`` for a bucket of R/5). The client is not told R: its
+    time is compared with the ideal ``requests / R``, and its attempts per successful request are counted
+    by the server.
+
 Every measured run is a fresh subprocess (no process-level cache helps any variant; its peak RSS is its
 own). Server counters are reset before and read after each run; handshakes are counted by the servers.
 Each variant is repeated ``--repeat`` times (the hand-written one ``--handwritten-repeat`` times, it is
@@ -60,6 +67,9 @@ CHILD_TIMEOUT = 3600.0
 TARGET_LATENCY_MS = 20.0
 MAX_PROVIDER_OVER_FLOOR = 1.2
 MIN_HANDWRITTEN_OVER_PROVIDER = 8.0
+# Targets of issue #10 (throttled gateway, default settings).
+MAX_THROTTLED_OVER_IDEAL = 1.15
+MAX_ATTEMPTS_PER_SUCCESS = 1.15
 
 ORG = "/organisations/{OrganisationId}"
 ROUTE_PAGES = "/organisations"
@@ -478,12 +488,14 @@ class Bench:
     plan: Plan
     workdir: Path
 
-    def set_latency(self, latency_ms: float) -> None:
+    def set_latency(self, latency_ms: float, gateway: dict[str, Any] | None = None) -> None:
         self.sandbox.reset_stats()
         self.sandbox.set_api_faults(latency_ms=latency_ms)
         self.sandbox.set_as_faults(latency_ms=latency_ms)
+        if gateway is not None:
+            self.sandbox.set_gateway(**gateway)
 
-    def run(self, variant: str, latency_ms: float, label: str) -> dict[str, Any]:
+    def run(self, variant: str, latency_ms: float, label: str, gateway: dict[str, Any] | None = None) -> dict[str, Any]:
         """One measured run of ``variant`` (``provider``, ``floor``, ``handwritten`` or an extra provider)."""
         kind = "provider" if variant in self.args.provider_paths else variant
         spec = {**self.spec_base, "variant": kind}
@@ -491,7 +503,7 @@ class Bench:
             spec["urls"] = self.urls
         spec_path = self.workdir / f"spec-{kind}.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
-        self.set_latency(latency_ms)
+        self.set_latency(latency_ms, gateway)
         before = self.sandbox.read_counters()
         started = time.perf_counter()
         proc = subprocess.run(
@@ -581,6 +593,48 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def run_throttled(bench: Bench, args: argparse.Namespace, plan: Plan) -> list[dict[str, Any]]:
+    """The provider against a gateway limited to each of ``--throttle-rates`` requests per second."""
+    results: list[dict[str, Any]] = []
+    for rate in args.throttle_rates:
+        if args.throttle_mode == "token-bucket":
+            gateway = {"mode": "token-bucket", "rate": rate, "burst": max(1.0, rate / 5)}
+        else:
+            gateway = {"mode": "fixed-window", "rate": rate}
+        print(f"Throttled to {rate:g} requests/s ({args.throttle_mode}), {args.throttle_latency_ms:g} ms:", flush=True)
+        runs = [
+            bench.run("provider", args.throttle_latency_ms, f"provider #{i + 1} @{rate:g}/s", gateway)
+            for i in range(args.throttle_repeat)
+        ]
+        ideal = plan.requests / rate
+        for run in runs:
+            statuses = run["server"]["requests_by_status"]
+            run["ok_requests"] = statuses.get("200", 0)
+            run["refused"] = statuses.get("429", 0)
+            run["attempts_per_success"] = run["server"]["api_requests"] / max(1, run["ok_requests"])
+            run["over_ideal"] = run["wall_s"] / ideal
+        median = statistics.median(r["over_ideal"] for r in runs)
+        worst_attempts = max(r["attempts_per_success"] for r in runs)
+        print(f"  -> {median:.3f}x the ideal {ideal:.1f} s, {worst_attempts:.3f} attempts per success", flush=True)
+        results.append(
+            {
+                "rate": rate,
+                "mode": args.throttle_mode,
+                "latency_ms": args.throttle_latency_ms,
+                "ideal_s": ideal,
+                "wall_s": statistics.median(r["wall_s"] for r in runs),
+                "over_ideal": median,
+                "attempts_per_success": worst_attempts,
+                "refused": [r["refused"] for r in runs],
+                "api_requests": [r["server"]["api_requests"] for r in runs],
+                "ok_requests": [r["ok_requests"] for r in runs],
+                "token_requests": [r["server"]["token_requests"] for r in runs],
+                "raw": runs,
+            }
+        )
+    return results
+
+
 def paired_ratio(runs: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> float:
     """Median of run-by-run ratios (runs i of both were measured back to back, under the same load)."""
     return statistics.median(r["wall_s"] / b["wall_s"] for r, b in zip(runs, baseline, strict=False))
@@ -613,6 +667,23 @@ def check_targets(report: dict[str, Any], workers: int, plan: Plan) -> list[dict
                 speedup >= MIN_HANDWRITTEN_OVER_PROVIDER,
                 f"{speedup:.1f}x",
             )
+    for throttled in report.get("throttled", []):
+        tag = f"@{throttled['rate']:g} req/s ({throttled['mode']}, {throttled['latency_ms']:g} ms)"
+        add(
+            f"throttled wall <= {MAX_THROTTLED_OVER_IDEAL}x ideal {tag}",
+            throttled["over_ideal"] <= MAX_THROTTLED_OVER_IDEAL,
+            f"{throttled['over_ideal']:.3f}x ({throttled['wall_s']:.1f} s vs {throttled['ideal_s']:.1f} s)",
+        )
+        add(
+            f"attempts per success <= {MAX_ATTEMPTS_PER_SUCCESS} {tag}",
+            throttled["attempts_per_success"] <= MAX_ATTEMPTS_PER_SUCCESS,
+            f"{throttled['attempts_per_success']:.3f} ({throttled['refused']} refused)",
+        )
+        add(
+            f"every snapshot request succeeded once {tag}",
+            all(ok == plan.requests for ok in throttled["ok_requests"]),
+            f"{throttled['ok_requests']}",
+        )
     for lat in latencies:
         p = lat["variants"]["provider"]
         hs = p["tls_handshakes"]
@@ -704,6 +775,21 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{fmt_ratio(p[key] / f[key] if f[key] else None)} | "
                 f"{fmt_ratio(p[key] / h[key] if h and h[key] else None)} |"
             )
+    if report.get("throttled"):
+        lines += [
+            "",
+            "The provider against a rate-limited gateway (default settings; the client is not told the limit):",
+            "",
+            "| gateway limit | latency | wall s (median) | ideal s (requests / R) | vs ideal | attempts per success "
+            "| 429s | token req. |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for t in report["throttled"]:
+            lines.append(
+                f"| {t['rate']:g} req/s ({t['mode']}) | {t['latency_ms']:g} ms | {t['wall_s']:.1f} | "
+                f"{t['ideal_s']:.1f} | {t['over_ideal']:.3f}x | {t['attempts_per_success']:.3f} | "
+                f"{', '.join(str(n) for n in t['refused'])} | {', '.join(str(n) for n in t['token_requests'])} |"
+            )
     build = report["build"]
     lines += [
         "",
@@ -741,6 +827,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--page-size", type=int, default=1000, help="page size of /organisations (all variants)")
     parser.add_argument("--skip-handwritten", action="store_true", help="do not run the sequential script")
     parser.add_argument(
+        "--throttle-rates", default="50,100", help="gateway limits (requests/s) of the throttled scenario; '' skips it"
+    )
+    parser.add_argument("--throttle-latency-ms", type=float, default=20.0, help="latency of the throttled scenario")
+    parser.add_argument("--throttle-repeat", type=int, default=1, help="runs per gateway limit")
+    parser.add_argument("--throttle-mode", choices=("fixed-window", "token-bucket"), default="fixed-window")
+    parser.add_argument(
         "--keep-workdir", action="store_true", help="keep the temporary directory (specs, Airflow home, sandbox logs)"
     )
     parser.add_argument("--state-dir", type=Path, default=None, help="sandbox state (default: a temp dir)")
@@ -756,6 +848,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.latencies = [float(x) for x in str(args.latency_ms).split(",") if x.strip()]
+    args.throttle_rates = [float(x) for x in str(args.throttle_rates).split(",") if x.strip()]
     args.provider_paths = {}
     for item in args.provider_variant:
         name, _, directory = item.partition("=")
@@ -854,6 +947,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 flush=True,
             )
+        throttled = run_throttled(bench, args, plan)
         print("Table building (in memory, no network) ...", flush=True)
         build = bench.run_build()
     report: dict[str, Any] = {
@@ -877,6 +971,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
         },
         "latencies": latencies,
+        "throttled": throttled,
         "build": build,
     }
     report["targets"] = check_targets(report, args.workers, plan)

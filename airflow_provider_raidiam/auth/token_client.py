@@ -1,14 +1,17 @@
 """Client-credentials tokens: one request per token lifetime per client, shared by every thread.
 
 Tokens are cached per process under (token endpoint, client_id, auth method, certificate thumbprint,
-scope) and renewed shortly before they expire. Concurrent callers wait for one in-flight request
-instead of each asking for a token.
+scope) and renewed shortly before they expire: a fifth of their lifetime (at most a minute) before, or
+earlier when requests are slow, so a token does not expire while a request carries it. One thread renews
+it; the others keep using the old token while it is still good for a request, and otherwise wait for
+that one renewal instead of each asking for a token.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +23,7 @@ from airflow_provider_raidiam.auth.binding import check_token_binding, token_cla
 from airflow_provider_raidiam.auth.client_auth import ClientAuth
 from airflow_provider_raidiam.boundary import quote_untrusted
 from airflow_provider_raidiam.exceptions import RedirectError, ResponseDeadlineError, TokenError
-from airflow_provider_raidiam.http import RETRY_STATUSES, RetryPolicy
+from airflow_provider_raidiam.retry import RETRY_STATUSES, RetryPolicy
 from airflow_provider_raidiam.server_text import server_text
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,11 @@ DEFAULT_LIFETIME = 300.0
 MAX_LIFETIME = 86400.0
 """A token is renewed after one day at the latest, whatever ``expires_in`` or ``exp`` say."""
 MAX_RENEWAL_MARGIN = 60.0
+SLOW_REQUEST_FACTOR = 3.0
+"""Renew at least this many times the duration of a recent slow request before the token expires."""
+SLOW_REQUEST_DECAY = 0.99
+"""Per request, how much of the slowest recent request's duration is remembered."""
+_EXPIRED = re.compile(r'error\s*=\s*"?invalid_token"?.*expired', re.IGNORECASE | re.DOTALL)
 _TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 
 CacheKey = tuple[str, str, str, str | None, str]
@@ -36,16 +44,16 @@ CacheKey = tuple[str, str, str, str | None, str]
 
 @dataclass(frozen=True)
 class AccessToken:
-    """An access token and when to stop using it (``time.monotonic()`` seconds)."""
+    """An access token, when it was requested and when it expires (clock seconds, ``time.monotonic()``)."""
 
     value: str = field(repr=False)
-    renew_at: float
+    obtained_at: float
     expires_at: float
     scope: str | None
 
-    def is_fresh(self, now: float) -> bool:
-        """Whether the token can still be used without renewing it."""
-        return now < self.renew_at
+    def is_fresh(self, now: float, margin: float) -> bool:
+        """Whether the token can still be used without renewing it, ``margin`` seconds before expiry."""
+        return now < self.expires_at - margin
 
 
 class _TokenCache:
@@ -109,7 +117,10 @@ class TokenClient:
         self._thumbprint = certificate_thumbprint
         self._timeout = timeout
         self._retry = retry
+        self._clock = retry.clock
+        self._throttle = retry.new_throttle()
         self._on_new_token = on_new_token
+        self._slow_request = 0.0
         self._key: CacheKey = (
             token_endpoint,
             client_auth.client_id,
@@ -121,23 +132,59 @@ class TokenClient:
     def get(self) -> str:
         """Return a fresh access token, requesting one only when the cached one is due for renewal."""
         token = TOKEN_CACHE.get(self._key)
-        if token is not None and token.is_fresh(time.monotonic()):
+        if token is not None and self._is_fresh(token):
             return token.value
-        with TOKEN_CACHE.lock(self._key):
-            token = TOKEN_CACHE.get(self._key)
-            if token is None or not token.is_fresh(time.monotonic()):
+        lock = TOKEN_CACHE.lock(self._key)
+        if not lock.acquire(blocking=False):
+            if token is not None and self._is_usable(token):
+                return token.value  # another thread is renewing it: use the old one while it lasts
+            lock.acquire()
+        try:
+            seen, token = token, TOKEN_CACHE.get(self._key)
+            renewed_meanwhile = token is not None and token is not seen and self._clock.now() < token.expires_at
+            if token is None or not (renewed_meanwhile or self._is_fresh(token)):
+                # (A token renewed while this thread waited is used even if a slow server issued it
+                # close to expiry: asking again at once would only pile up token requests.)
                 token = self._request()
                 TOKEN_CACHE.put(self._key, token)
+        finally:
+            lock.release()
         return token.value
 
     def invalidate(self, value: str) -> None:
         """Forget ``value`` if it is still the cached token (after the API refused it)."""
         TOKEN_CACHE.drop(self._key, value)
 
-    def _request(self) -> AccessToken:
-        started = time.monotonic()
+    def observe_request(self, seconds: float) -> None:
+        """Note how long an API request carrying the token took (renewal starts earlier when slow)."""
+        self._slow_request = max(seconds, self._slow_request * SLOW_REQUEST_DECAY)
 
-        def send() -> requests.Response:
+    def renewal_margin(self, token: AccessToken) -> float:
+        """Seconds before expiry to renew ``token``: a fifth of its lifetime (at most a minute), or three
+        recent slow requests, whichever is longer, but never more than half its lifetime."""
+        lifetime = token.expires_at - token.obtained_at
+        usual = min(MAX_RENEWAL_MARGIN, lifetime / 5)
+        return min(lifetime / 2, max(usual, SLOW_REQUEST_FACTOR * self._slow_request))
+
+    def expired(self, value: str, response: requests.Response) -> bool:
+        """Whether the API refused ``value`` because it expired (its ``WWW-Authenticate`` says so, or by
+        our clock it is past its expiry), not for another reason such as a certificate binding."""
+        if _EXPIRED.search(response.headers.get("WWW-Authenticate", "")[:1000]):
+            return True
+        token = TOKEN_CACHE.get(self._key)
+        return token is not None and token.value == value and self._clock.now() >= token.expires_at
+
+    def _is_fresh(self, token: AccessToken) -> bool:
+        return token.is_fresh(self._clock.now(), self.renewal_margin(token))
+
+    def _is_usable(self, token: AccessToken) -> bool:
+        """Still valid for one more request (a slow one), though due for renewal."""
+        return token.is_fresh(self._clock.now(), min(self.renewal_margin(token), self._slow_request))
+
+    def _request(self) -> AccessToken:
+        started = self._clock.now()
+
+        def send(remaining: float) -> requests.Response:
             form = {"grant_type": "client_credentials", "scope": self._scope}
             form.update(self._client_auth.form_fields(issuer=self._issuer, token_endpoint=self.token_endpoint))
             if "client_assertion" in form:
@@ -146,13 +193,16 @@ class TokenClient:
                 self.token_endpoint,
                 data=form,
                 headers={"Accept": "application/json"},
-                timeout=self._timeout,
+                timeout=min(self._timeout, remaining),
                 allow_redirects=False,
             )
 
         try:
             response = self._retry.call(
-                send, describe=f"Token request to {self.token_endpoint}", retry_status=_is_transient
+                send,
+                describe=f"Token request to {self.token_endpoint}",
+                throttle=self._throttle,
+                retry_status=_is_transient,
             )
         except RedirectError as error:
             raise TokenError(
@@ -183,20 +233,23 @@ class TokenClient:
             )
         self._on_new_token(value)
         check_token_binding(value, self._thumbprint)
-        lifetime = _lifetime(body, value)
-        margin = min(MAX_RENEWAL_MARGIN, lifetime / 5)
+        received = self._clock.now()
+        lifetime, from_exp = _lifetime(body, value)
+        # A JWT's exp is absolute: what is left of it counts from now. A bare expires_in counts from when the
+        # server issued the token, somewhere during the request: from its start, to be safe.
+        anchor = received if from_exp else started
         log.info(
             "Obtained an access token for client %s (%s, scope '%s', expires in %.0fs) in %.0f ms",
             self._client_auth.client_id,
             self._client_auth.method.value,
             server_text(body.get("scope", self._scope)),
             lifetime,
-            (time.monotonic() - started) * 1000,
+            (received - started) * 1000,
         )
         return AccessToken(
             value=value,
-            renew_at=started + lifetime - margin,
-            expires_at=started + lifetime,
+            obtained_at=anchor,
+            expires_at=anchor + lifetime,
             scope=str(body["scope"]) if "scope" in body else None,
         )
 
@@ -233,8 +286,9 @@ def _json_object(response: requests.Response) -> dict[str, object]:
     return body if isinstance(body, dict) else {}
 
 
-def _lifetime(body: dict[str, object], access_token: str) -> float:
-    """Seconds the token lives: ``expires_in``, never beyond a JWT token's own ``exp`` nor :data:`MAX_LIFETIME`."""
+def _lifetime(body: dict[str, object], access_token: str) -> tuple[float, bool]:
+    """Seconds the token lives: ``expires_in``, never beyond a JWT token's own ``exp`` (then also ``True``)
+    nor :data:`MAX_LIFETIME`."""
     try:
         lifetime = float(body.get("expires_in"))  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -243,5 +297,5 @@ def _lifetime(body: dict[str, object], access_token: str) -> float:
         lifetime = DEFAULT_LIFETIME
     expiry = (token_claims(access_token) or {}).get("exp")
     if isinstance(expiry, (int, float)) and float(expiry) > time.time():  # past exp: clock skew, ignore
-        lifetime = min(lifetime, float(expiry) - time.time())
-    return min(lifetime, MAX_LIFETIME)
+        return min(lifetime, float(expiry) - time.time(), MAX_LIFETIME), True
+    return min(lifetime, MAX_LIFETIME), False

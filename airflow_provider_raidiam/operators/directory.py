@@ -202,6 +202,7 @@ class RaidiamDirectoryOperator(_TablesOperator):
         try:
             frames = self.hook.get_pandas_dfs(tables, **filters)
             calls, attempts = self.hook.client.call_stats()
+            throttled = self.hook.client.throttle.refusals[429]
         finally:
             self.hook.close()
         settings = self.hook.settings
@@ -213,7 +214,7 @@ class RaidiamDirectoryOperator(_TablesOperator):
             )
             for table in frames
         }
-        return frames, f", {calls} API calls ({attempts - calls} retries)"
+        return frames, f", {calls} API calls ({attempts - calls} retries, {throttled} throttled with HTTP 429)"
 
 
 class RaidiamParticipantsOperator(_TablesOperator):

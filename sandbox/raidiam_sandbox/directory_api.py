@@ -19,7 +19,8 @@ Two TLS (1.2+) listeners share one data set (``dataset.build_dataset(seed, organ
 * public (no client certificate): ``GET /participants`` (a plain JSON array, no token, with an ``ETag``:
   ``If-None-Match`` with the current one gets ``304 Not Modified``) and the admin
   endpoints ``/__sandbox/stats``, ``/__sandbox/reset`` (POST), ``/__sandbox/ground-truth`` and
-  ``/__sandbox/faults`` (GET/PUT), and ``/__sandbox/changes`` (POST: change the data, see ``mutations``).
+  ``/__sandbox/faults`` (GET/PUT), ``/__sandbox/changes`` (POST: change the data, see ``mutations``) and
+  ``/__sandbox/gateway`` (GET/PUT: the gateway's rate limit and request log, see :mod:`~raidiam_sandbox.gateway`).
 
 Paths, envelopes and field names follow the Raidiam Connect OpenAPI 1.3.7 (see ``ROUTES``). Paged
 responses use the Micronaut-style envelope ``content, empty, numberOfElements, offset, pageNumber,
@@ -46,6 +47,7 @@ import argparse
 import base64
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -72,6 +74,7 @@ import jwt
 
 from raidiam_sandbox import paging_faults
 from raidiam_sandbox.dataset import ORG_CERT_TYPES, SS_CERT_TYPES, Dataset, build_dataset
+from raidiam_sandbox.gateway import Gateway, GatewayLimit
 from raidiam_sandbox.mutations import DataChanges, apply_changes
 
 Json = dict[str, Any]
@@ -793,6 +796,7 @@ class Emulator:
         self.faults = Faults()
         self.fault_rng = random.Random(0)
         self.protected_since_faults = 0
+        self.gateway = Gateway()
         self._zero_stats()
         self.servers: list[_TLSServer] = []
 
@@ -842,6 +846,7 @@ class Emulator:
             if self.view.ds.mutations:
                 self.view = self._new_view(build_dataset(self.cfg.seed, self.cfg.organisations))
             self.set_faults(Faults())
+        self.gateway.clear()
         with self.stats_lock:
             self._zero_stats()
 
@@ -943,9 +948,12 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     timeout = 120
     thumbprint: str | None = None
+    arrived = 0.0
+    _connections = itertools.count(1)
 
     def setup(self) -> None:
         super().setup()
+        self.connection_id = next(self._connections)
         conn = cast(ssl.SSLSocket, self.connection)
         der = conn.getpeercert(binary_form=True)
         self.thumbprint = cert_thumbprint(der) if der else None
@@ -973,6 +981,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _dispatch(self, method: str) -> None:
+        self.arrived = time.monotonic()
         server = cast(_TLSServer, self.server)
         app = server.app
         iid = self.headers.get("x-fapi-interaction-id") or ""
@@ -994,6 +1003,11 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(app.cfg.latency_ms / 1000)
         match = app.router.match(path)
         route = match[0] if match else "<unmatched>"
+        wait = app.gateway.admit(time.monotonic())
+        if wait is not None:
+            app.count(route, 429)
+            self._send(Resp(429, _dumps({"errors": [_FAULT_TEXT[429]]}), headers=app.gateway.retry_after(wait)), iid)
+            return
         auth = self.headers.get("Authorization") or ""
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -1096,6 +1110,15 @@ class _Handler(BaseHTTPRequestHandler):
             except (ValueError, TypeError) as exc:
                 raise ApiError(400, f"invalid changes: {exc}") from None
             return Resp(200, _dumps(app.change_data(changes)))
+        if path == "/__sandbox/gateway" and method == "GET":
+            return Resp(200, _dumps(app.gateway.document()))
+        if path == "/__sandbox/gateway" and method == "PUT":
+            try:
+                limit = GatewayLimit.parse(json.loads(body or b"{}"))
+            except (ValueError, TypeError) as exc:
+                raise ApiError(400, f"invalid gateway limit: {exc}") from None
+            app.gateway.configure(limit)
+            return Resp(200, _dumps(asdict(limit)))
         if path == "/__sandbox/faults" and method == "GET":
             return Resp(200, _dumps(asdict(app.faults)))
         if path == "/__sandbox/faults" and method == "PUT":
@@ -1110,6 +1133,9 @@ class _Handler(BaseHTTPRequestHandler):
         raise ApiError(404, f"no such resource: {path}")
 
     def _send(self, resp: Resp, iid: str, truncate: bool = False) -> None:
+        server = cast(_TLSServer, self.server)
+        if server.listener == "mtls":
+            server.app.gateway.record(self.arrived, resp.status, self.connection_id)
         body = resp.body[: len(resp.body) // 2] if truncate else resp.body
         if truncate:
             self.close_connection = True

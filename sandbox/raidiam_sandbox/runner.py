@@ -508,6 +508,20 @@ class Sandbox:
         result: dict[str, Any] = self._admin("PUT", self.public_base_url + "/__sandbox/faults", faults)
         return result
 
+    def set_gateway(self, **limit: Any) -> dict[str, Any]:
+        """Set the Directory API gateway's rate limit (``PUT /__sandbox/gateway``; replaces it all).
+
+        ``mode`` (``off``/``fixed-window``/``token-bucket``/``closed``), ``rate``, ``window``, ``burst`` and
+        ``retry_after`` (``none``/``seconds``/``http-date``); see :mod:`raidiam_sandbox.gateway`.
+        """
+        result: dict[str, Any] = self._admin("PUT", self.public_base_url + "/__sandbox/gateway", limit)
+        return result
+
+    def gateway(self) -> dict[str, Any]:
+        """The gateway's limit, refusal count and request log (``[arrived monotonic, status, connection]``)."""
+        result: dict[str, Any] = self._admin("GET", self.public_base_url + "/__sandbox/gateway")
+        return result
+
     def ground_truth(self) -> Any:
         """What the Directory emulator serves, for comparing against what a client read."""
         return self._admin("GET", self.public_base_url + "/__sandbox/ground-truth")

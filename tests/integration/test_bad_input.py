@@ -53,8 +53,8 @@ from airflow_provider_raidiam.exceptions import (
     TokenError,
 )
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
-from airflow_provider_raidiam.http import RetryPolicy
 from airflow_provider_raidiam.operators.directory import RaidiamDirectoryOperator
+from airflow_provider_raidiam.retry import RetryPolicy
 from raidiam_sandbox import Sandbox
 from raidiam_sandbox.constants import KEY_PASSPHRASE
 

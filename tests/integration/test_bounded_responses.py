@@ -28,7 +28,8 @@ from airflow_provider_raidiam.auth import token_client as token_module
 from airflow_provider_raidiam.client import PublicClient, RaidiamClient
 from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.exceptions import ApiError, ResponseDeadlineError, ResponseTooLargeError
-from airflow_provider_raidiam.http import INTERACTION_HEADER, RetryPolicy
+from airflow_provider_raidiam.http import INTERACTION_HEADER
+from airflow_provider_raidiam.retry import RetryPolicy
 from raidiam_sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +75,7 @@ READ_IN_A_CHILD = """
 import json, os, resource
 from airflow_provider_raidiam.client import RaidiamClient
 from airflow_provider_raidiam.connection import RaidiamSettings
-from airflow_provider_raidiam.http import RetryPolicy
+from airflow_provider_raidiam.retry import RetryPolicy
 
 conn = json.loads(os.environ["RAIDIAM_TEST_CONNECTION"])
 settings = RaidiamSettings.from_fields(host=conn["host"], login=conn["login"], extra=conn["extra"])

@@ -22,7 +22,7 @@ from airflow_provider_raidiam.exceptions import (
     RedirectError,
     TokenError,
 )
-from airflow_provider_raidiam.http import RetryPolicy
+from airflow_provider_raidiam.retry import RetryPolicy
 from raidiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.integration

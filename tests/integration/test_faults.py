@@ -3,9 +3,12 @@
 Everything runs through a real Airflow connection (``AIRFLOW_CONN_*``) and a ``RaidiamClient`` built from
 the hook's settings, against the sandbox's real oidc-provider and Directory emulator. Only the retry waits
 are shortened (``FAST``) so many seeds fit in a CI run; the focused tests use real waits where the wait
-itself is what is checked (``Retry-After``). Fault and request counts are read from the servers' own
-counters, retries from the provider's retry log lines, and rows are compared with the emulator's ground
-truth, before (raw records) and after (tables) flattening.
+itself is what is checked (``Retry-After``), recorded by the client's clock as scheduled and checked
+from the server's side by when the requests arrived (a lower bound: nothing here times an upper one).
+Fault and request counts are read from the servers' own counters, retries from the provider's retry log
+lines, and rows are compared with the emulator's ground truth, before (raw records) and after (tables)
+flattening. The gateway's rate limit is not a random fault: it refuses by rate (fixed windows here;
+``test_rate_limits.py`` tries every kind).
 
 What "correct" means when the data changes during a run (``mutate_after_requests``): a snapshot is
 consistent with the organisation list *as read*. A change that lands while ``/organisations`` is being
@@ -35,10 +38,11 @@ from ground_truth import SNAPSHOT_TRUTH, snapshot_tables
 from airflow_provider_raidiam.auth.token_client import TOKEN_CACHE
 from airflow_provider_raidiam.client import RaidiamClient
 from airflow_provider_raidiam.directory.catalogue import read_tables
-from airflow_provider_raidiam.exceptions import ApiError, PaginationError, TokenError
+from airflow_provider_raidiam.exceptions import ApiError, PaginationError, ThrottledError, TokenError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
-from airflow_provider_raidiam.http import RetryPolicy
 from airflow_provider_raidiam.operators.directory import RaidiamDirectoryOperator
+from airflow_provider_raidiam.retry import RetryPolicy
+from airflow_provider_raidiam.throttle import Clock
 from raidiam_sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
@@ -52,6 +56,9 @@ FAST = RetryPolicy(attempts=10, max_elapsed=30.0, initial_wait=0.005, max_wait=0
 
 SEEDS = list(range(1, 9))
 RETRY_AFTER_MODES = ("seconds", "http-date", "none")
+GATEWAY_RATE = 100
+"""Requests per one-second window the gateway admits in the fault mix: the 16 workers exceed it (a window,
+not a small token bucket, so a sandbox stalled by a busy machine does not see its own backlog as a burst)."""
 PAGE_SIZE = 40
 """300 organisations in 8 pages, so a change can land between the pages of one read."""
 
@@ -152,7 +159,7 @@ def retry_log(caplog: pytest.LogCaptureFixture) -> Callable[[str], list[logging.
         return [
             record
             for record in caplog.records
-            if record.name == "airflow_provider_raidiam.http"
+            if record.name == "airflow_provider_raidiam.retry"
             and isinstance(record.args, tuple)
             and str(record.args[0]).startswith(prefix)
         ]
@@ -212,10 +219,10 @@ def test_snapshot_under_every_fault_at_once_equals_ground_truth(
     mid_paging = seed % 2 == 1  # odd seeds: the Directory changes while /organisations is paged
     truth_before = sb.ground_truth()
     sb.set_as_faults(token_ttl=2, token_failure_every=2, latency_ms=10)
+    sb.set_gateway(mode="fixed-window", rate=GATEWAY_RATE, retry_after=RETRY_AFTER_MODES[seed % 3])
     sb.set_api_faults(
         seed=seed,
         error_rate=0.1,
-        rate_limit_rate=0.05,
         retry_after=RETRY_AFTER_MODES[seed % 3],
         retry_after_seconds=1,
         drop_rate=0.05,
@@ -249,10 +256,13 @@ def test_snapshot_under_every_fault_at_once_equals_ground_truth(
 
     # Every kind of fault really happened, and every one was retried: no fewer, no more.
     faults = api_faults(api)
-    assert {"429", "500", "502", "503", "504", "drop"} <= set(faults), faults
-    assert api["faults_injected"]["latency"] == api["requests"] - api["rejected_tokens"]
+    assert {"500", "502", "503", "504", "drop"} <= set(faults), faults
+    refused = sb.gateway()["refused"]
+    assert refused > 0, "the gateway's rate limit was reached"
+    assert api["requests_by_status"]["429"] == refused
+    assert api["faults_injected"]["latency"] == api["requests"] - api["rejected_tokens"] - refused
     api_retries = retry_log("GET ")
-    assert len(api_retries) == sum(faults.values()), (faults, len(api_retries))
+    assert len(api_retries) == sum(faults.values()) + refused, (faults, refused, len(api_retries))
 
     # Tokens expired mid-run and were renewed, through injected token-endpoint failures.
     token_ok, token_failed = (
@@ -271,7 +281,8 @@ def test_snapshot_under_every_fault_at_once_equals_ground_truth(
         f"\n[fault-mix] seed={seed} retry_after={RETRY_AFTER_MODES[seed % 3]} "
         f"mutation={'mid-paging' if mid_paging else 'mid-fan-out'} elapsed={elapsed:.1f}s "
         f"requests={api['requests']} faults={faults} latency={api['faults_injected']['latency']} "
-        f"api_retries={len(api_retries)} token_requests={auth['token_requests']} tokens_ok={token_ok} "
+        f"gateway_429={refused} api_retries={len(api_retries)} token_requests={auth['token_requests']} "
+        f"tokens_ok={token_ok} "
         f"token_503={token_failed} rejected_tokens={api['rejected_tokens']} rows={rows}"
     )
 
@@ -332,53 +343,82 @@ def test_each_5xx_is_retried_and_reported_once_the_retries_are_spent(
     assert sb.api_stats()["requests_by_status"] == {str(status): 3}
 
 
+class RecordingClock:
+    """The real clock and sleep, recording every wait the client scheduled (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        time.sleep(seconds)
+
+    def policy(self, **settings: Any) -> RetryPolicy:
+        return RetryPolicy(clock=Clock(now=time.monotonic, sleep=self.sleep), **settings)
+
+
+def arrivals(sb: Sandbox) -> list[tuple[float, int]]:
+    """(arrival time, status) of every Directory API request, from the emulator's own log."""
+    return [(arrived, status) for arrived, status, _connection in sb.gateway()["requests"]]
+
+
 @pytest.mark.parametrize("mode", ["seconds", "http-date"])
 def test_429_waits_as_long_as_retry_after_says(
     sb: Sandbox, make_client: MakeClient, retry_log: Callable[[str], list[logging.LogRecord]], mode: str
 ) -> None:
-    # Backoff alone would wait about a millisecond (initial_wait 0.001 s); Retry-After asks for 2 s.
-    client = make_client(retry=RetryPolicy(attempts=2, initial_wait=0.001, max_wait=10.0))
+    # Backoff alone would pause 0.1 s at most; Retry-After asks for 2 s (HTTP-date: rounded to the second).
+    clock = RecordingClock()
+    client = make_client(retry=clock.policy(max_wait=10.0))
     client.access_token()
     sb.set_api_faults(rate_limit_rate=1.0, retry_after=mode, retry_after_seconds=2)
     clearer = threading.Timer(0.5, sb.set_api_faults)  # the throttling ends while the client waits
     clearer.start()
-    started = time.monotonic()
     try:
         page = client.get_json("/organisations", {"page": 0, "size": 3})
     finally:
         clearer.join()
-    elapsed = time.monotonic() - started
     assert len(page["content"]) == 3
     assert sb.api_stats()["requests_by_status"] == {"429": 1, "200": 1}
     (retry,) = retry_log("GET ")
     assert "HTTP 429" in retry.getMessage()
-    # seconds: exactly 2 s; http-date: the date is rounded down to the second, so 2 to 3 s
-    assert 2.0 <= elapsed < (3.5 if mode == "seconds" else 4.5), elapsed
+    (scheduled,) = client.throttle.pauses
+    pause = scheduled.end - scheduled.start
+    if mode == "seconds":
+        assert pause == pytest.approx(2.0)
+    else:
+        assert 1.0 < pause <= 3.0
+    assert len(clock.sleeps) == 1, "one sleep, until the pause ended"
+    (refused_at, refused), (retried_at, ok) = arrivals(sb)
+    assert (refused, ok) == (429, 200)
+    assert retried_at - refused_at >= pause - 0.01, "the server saw the retry only after the pause"
 
 
 def test_retry_after_is_capped(sb: Sandbox, make_client: MakeClient) -> None:
-    client = make_client(retry=RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.3))
+    clock = RecordingClock()
+    client = make_client(retry=clock.policy(initial_wait=0.001, max_wait=0.3, throttle_timeout=1.0))
     client.access_token()
     sb.set_api_faults(rate_limit_rate=1.0, retry_after="seconds", retry_after_seconds=3600)
-    started = time.monotonic()
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(ThrottledError) as caught:
         client.get_json("/organisations")
-    elapsed = time.monotonic() - started
     assert caught.value.status == 429
-    assert "Too many requests" in str(caught.value)
-    assert 0.6 <= elapsed < 2.0, "two waits of max_wait (0.3 s), not one hour"
-    assert sb.api_stats()["requests_by_status"] == {"429": 3}
+    assert "throttle_timeout (1 s)" in str(caught.value)
+    pauses = [pause.end - pause.start for pause in client.throttle.pauses]
+    assert pauses, "it waited"
+    assert pauses == pytest.approx([0.3] * len(pauses)), "pauses of max_wait (0.3 s), not one hour"
+    assert sb.api_stats()["requests_by_status"] == {"429": len(pauses) + 1}
 
 
-def test_retries_are_bounded_in_total_time(sb: Sandbox, make_client: MakeClient) -> None:
-    client = make_client(retry=RetryPolicy(attempts=1000, max_elapsed=1.0, initial_wait=0.2, max_wait=0.3))
+def test_retries_are_bounded_by_the_calls_own_time(sb: Sandbox, make_client: MakeClient) -> None:
+    clock = RecordingClock()
+    client = make_client(retry=clock.policy(attempts=1000, max_elapsed=1.0, initial_wait=0.2, max_wait=0.3))
     client.access_token()
     sb.set_api_faults(error_rate=1.0)
-    started = time.monotonic()
     with pytest.raises(ApiError, match="kept failing after the retries"):
         client.get_json("/organisations")
-    assert time.monotonic() - started < 2.5
-    assert 2 <= sb.api_stats()["requests"] <= 8, "stopped by time, long before 1000 attempts"
+    requests_made = sb.api_stats()["requests"]
+    assert requests_made == len(clock.sleeps) + 1
+    assert sum(clock.sleeps) < 1.0, "no wait scheduled past the call's max_elapsed"
+    assert 2 <= requests_made <= 5, "stopped by time, long before 1000 attempts"
 
 
 @pytest.mark.parametrize(

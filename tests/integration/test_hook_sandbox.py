@@ -110,7 +110,7 @@ def test_a_refused_token_is_renewed_once_and_the_call_succeeds(make_hook: MakeHo
     hook = make_hook("tls")
     hook.get_access_token()
     key = next(key for key in TOKEN_CACHE._tokens if key[1] == hook.settings.client_id)
-    TOKEN_CACHE.put(key, AccessToken(value=foreign_token, renew_at=1e18, expires_at=1e18, scope=None))
+    TOKEN_CACHE.put(key, AccessToken(value=foreign_token, obtained_at=0.0, expires_at=1e18, scope=None))
     response = hook.request("GET", "/organisations", params={"page": 0, "size": 1})
     assert response.status_code == 200
     assert sandbox.api_stats()["rejected_tokens"] == 1

@@ -24,7 +24,8 @@ from cryptography.x509.oid import NameOID
 from airflow_provider_raidiam import discovery
 from airflow_provider_raidiam.auth import token_client
 from airflow_provider_raidiam.connection import RaidiamSettings
-from airflow_provider_raidiam.http import RetryPolicy
+from airflow_provider_raidiam.retry import RetryPolicy
+from airflow_provider_raidiam.throttle import Clock
 from raidiam_sandbox.constants import KEY_PASSPHRASE
 from raidiam_sandbox.pki import SandboxPki
 
@@ -35,8 +36,35 @@ MTLS_TOKEN_ENDPOINT = "https://matls-auth.example.test/token"
 API_BASE = "https://matls-api.example.test"
 CLIENT_ID = "client-123"
 
-FAST_RETRY = RetryPolicy(attempts=3, max_elapsed=5.0, initial_wait=0.001, max_wait=0.01)
+FAST_RETRY = RetryPolicy(attempts=3, max_elapsed=5.0, initial_wait=0.001, max_wait=0.01, throttle_timeout=1.0)
 """A retry policy that retries like the real one but waits milliseconds."""
+
+
+class FakeClock:
+    """A clock that moves only when slept on (or set by the test); records every sleep it was asked for."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.sleeps.append(round(seconds, 6))
+        self.now += seconds
+
+    def clock(self) -> Clock:
+        """The :class:`Clock` to give a retry policy or throttle."""
+        return Clock(now=lambda: self.now, sleep=self.sleep)
+
+    def policy(self, **overrides: Any) -> RetryPolicy:
+        """A retry policy on this clock with its jitter at the maximum, so waits are exact."""
+        return RetryPolicy(clock=self.clock(), jitter=lambda: 1.0, **overrides)
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A fresh :class:`FakeClock` at 1000.0 s."""
+    return FakeClock()
 
 
 def discovery_document(**overrides: Any) -> dict[str, Any]:

@@ -7,8 +7,8 @@ plain HTTP, the environment): those tests aim at a closed local port and never l
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import json
+import logging
 import random
 import threading
 import time
@@ -33,8 +33,9 @@ from airflow_provider_raidiam.exceptions import (
     PaginationError,
     RedirectError,
     ResponseFormatError,
+    ThrottledError,
 )
-from airflow_provider_raidiam.http import INTERACTION_HEADER, RetryPolicy
+from airflow_provider_raidiam.http import INTERACTION_HEADER
 
 CLOSED_PORT_URL = "https://127.0.0.1:1/nothing-listens-here"
 
@@ -103,14 +104,6 @@ def token_posts(mock: responses.RequestsMock) -> list[Any]:
 
 def query(request: Any) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(request.url).query).items()}
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record retry waits instead of sleeping (tenacity sleeps through ``time.sleep``)."""
-    recorded: list[float] = []
-    monkeypatch.setattr(time, "sleep", recorded.append)
-    return recorded
 
 
 # -- URLs and headers ------------------------------------------------------------------------------
@@ -313,6 +306,40 @@ def test_second_401_is_an_api_error(client: RaidiamClient, api: responses.Reques
     assert len(token_posts(api)) == 2
 
 
+EXPIRED = {"WWW-Authenticate": 'Bearer error="invalid_token", error_description="Signature has expired"'}
+
+
+def test_401_for_an_expired_token_renews_up_to_three_times(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="airflow_provider_raidiam")
+    for _ in range(3):  # a busy machine: each new token expires again before the request reaches the API
+        api.add(responses.GET, kit.API_BASE + "/organisations", status=401, headers=EXPIRED)
+    api.add(responses.GET, kit.API_BASE + "/organisations", json=[{"id": 1}])
+
+    assert client.get_json("/organisations") == [{"id": 1}]
+
+    calls = api_calls(api, kit)
+    assert [c.headers["Authorization"] for c in calls] == [f"Bearer tok-{n}" for n in (1, 2, 3, 4)]
+    renewals = [r.getMessage() for r in caplog.records if "renewing the access token" in r.getMessage()]
+    assert len(renewals) == 3
+    assert all("(the token expired)" in message for message in renewals)
+
+
+def test_401_for_an_expired_token_is_an_error_after_three_renewals(
+    client: RaidiamClient, api: responses.RequestsMock, kit: Any
+) -> None:
+    api.add(responses.GET, kit.API_BASE + "/organisations", status=401, headers=EXPIRED)
+
+    with pytest.raises(ApiError) as caught:
+        client.get_json("/organisations")
+
+    assert caught.value.status == 401
+    assert "Signature has expired" in str(caught.value)
+    assert len(api_calls(api, kit)) == 4
+    assert len(token_posts(api)) == 4
+
+
 # -- retries ---------------------------------------------------------------------------------------
 
 
@@ -364,54 +391,40 @@ def test_connection_errors_are_retried_then_reported(
     assert len(api_calls(api, kit)) == kit.FAST_RETRY.attempts
 
 
-def test_429_retry_after_seconds_is_honoured(
-    tls_settings: Callable[..., Any], api: responses.RequestsMock, kit: Any, sleeps: list[float]
+def test_429_pauses_the_clients_workers_as_long_as_retry_after_says(
+    tls_settings: Callable[..., Any], api: responses.RequestsMock, kit: Any, fake_clock: Any
 ) -> None:
-    client = RaidiamClient(tls_settings(), retry=RetryPolicy(attempts=3, initial_wait=0.001, max_wait=10))
+    client = RaidiamClient(tls_settings(), retry=fake_clock.policy(max_wait=10))
     api.add(responses.GET, kit.API_BASE + "/organisations", status=429, headers={"Retry-After": "7"})
     api.add(responses.GET, kit.API_BASE + "/organisations", json=[])
+    api.add(responses.GET, kit.API_BASE + "/organisations", json=[])
 
     client.get_json("/organisations")
+    assert fake_clock.sleeps == [7.0]
+    assert client.throttle.refusals == {429: 1}
+    assert [(p.start, p.end) for p in client.throttle.pauses] == [(1000.0, 1007.0)]
 
-    assert sleeps == [7.0]
+    client.get_json("/organisations")  # the pause is over: no more waiting
+    assert fake_clock.sleeps == [7.0]
 
 
-def test_429_retry_after_http_date_is_honoured(
-    tls_settings: Callable[..., Any], api: responses.RequestsMock, kit: Any, sleeps: list[float]
+def test_429_refusing_everything_for_throttle_timeout_is_a_throttled_error(
+    tls_settings: Callable[..., Any], api: responses.RequestsMock, kit: Any, fake_clock: Any
 ) -> None:
-    client = RaidiamClient(tls_settings(), retry=RetryPolicy(attempts=3, initial_wait=0.001, max_wait=10))
-    when = email.utils.formatdate(time.time() + 5, usegmt=True)
-    api.add(responses.GET, kit.API_BASE + "/organisations", status=429, headers={"Retry-After": when})
-    api.add(responses.GET, kit.API_BASE + "/organisations", json=[])
+    client = RaidiamClient(tls_settings(), retry=fake_clock.policy(throttle_timeout=60, max_wait=20))
+    api.add(responses.GET, kit.API_BASE + "/organisations", status=429)
 
-    client.get_json("/organisations")
+    with pytest.raises(ThrottledError, match=r"refused every request of this client for 6\d s") as caught:
+        client.get_json("/organisations")
 
-    assert len(sleeps) == 1
-    assert 3.0 < sleeps[0] <= 5.0
-
-
-def test_retry_after_is_capped(
-    tls_settings: Callable[..., Any], api: responses.RequestsMock, kit: Any, sleeps: list[float]
-) -> None:
-    client = RaidiamClient(tls_settings(), retry=RetryPolicy(attempts=3, initial_wait=0.001, max_wait=2))
-    api.add(responses.GET, kit.API_BASE + "/organisations", status=429, headers={"Retry-After": "3600"})
-    api.add(responses.GET, kit.API_BASE + "/organisations", json=[])
-
-    client.get_json("/organisations")
-
-    assert sleeps == [2.0]
+    assert caught.value.status == 429
+    assert sum(fake_clock.sleeps) >= 60
 
 
-def test_retry_after_really_waits_when_small(client: RaidiamClient, api: responses.RequestsMock, kit: Any) -> None:
-    # No sleep stub here: the tiny real wait happens, and the cap (FAST_RETRY.max_wait) bounds it.
-    api.add(responses.GET, kit.API_BASE + "/organisations", status=429, headers={"Retry-After": "30"})
-    api.add(responses.GET, kit.API_BASE + "/organisations", json=[])
-    started = time.monotonic()
-
-    client.get_json("/organisations")
-
-    assert time.monotonic() - started < 2.0
-    assert len(api_calls(api, kit)) == 2
+def test_connection_throttle_settings_reach_the_client(tls_settings: Callable[..., Any]) -> None:
+    client = RaidiamClient(tls_settings(throttle_timeout=42, max_requests_per_second=7.5))
+    assert client.retry.throttle_timeout == 42
+    assert client.throttle.rate == 7.5
 
 
 # -- error responses -------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ def test_defaults_of_a_minimal_tls_client_auth_connection() -> None:
     assert result.timeout == DEFAULT_TIMEOUT == 30.0
     assert result.page_size == DEFAULT_PAGE_SIZE == 1000
     assert result.max_workers == DEFAULT_MAX_WORKERS == 16
+    assert result.max_requests_per_second is None
+    assert result.throttle_timeout == 300.0
     assert result.signing_alg == "PS256"
     assert result.assertion_audience == "issuer"
     assert result.api_base_url is None
@@ -259,7 +261,18 @@ def test_only_one_of_certificate_and_key_names_the_missing_one(given: str, missi
     assert f"set {missing} too" in message
 
 
-@pytest.mark.parametrize("name", ["timeout", "page_size", "max_workers", "max_response_bytes", "attempt_deadline"])
+NUMBERS = [
+    "timeout",
+    "page_size",
+    "max_workers",
+    "max_response_bytes",
+    "attempt_deadline",
+    "max_requests_per_second",
+    "throttle_timeout",
+]
+
+
+@pytest.mark.parametrize("name", NUMBERS)
 @pytest.mark.parametrize("value", ["abc", "10s", [], {"a": 1}])
 def test_non_numbers_are_refused(name: str, value: Any) -> None:
     message = refused(**{name: value}, **MTLS)
@@ -267,7 +280,7 @@ def test_non_numbers_are_refused(name: str, value: Any) -> None:
     assert f"Connection extra {name!r} must be a number" in message
 
 
-@pytest.mark.parametrize("name", ["timeout", "page_size", "max_workers", "max_response_bytes", "attempt_deadline"])
+@pytest.mark.parametrize("name", NUMBERS)
 @pytest.mark.parametrize("value", [0, "0", -1, "-2.5"])
 def test_zero_and_negative_numbers_are_refused(name: str, value: Any) -> None:
     extra: dict[str, Any] = {name: value}

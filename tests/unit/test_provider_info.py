@@ -135,6 +135,8 @@ NON_DEFAULTS: dict[str, Any] = {
     "max_pages": 50,
     "max_response_bytes": 4096,
     "attempt_deadline": 9,
+    "max_requests_per_second": 5,
+    "throttle_timeout": 60,
 }
 
 

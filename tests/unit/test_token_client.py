@@ -7,6 +7,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,6 +23,7 @@ from airflow_provider_raidiam.auth.token_client import TOKEN_CACHE, TokenClient
 from airflow_provider_raidiam.boundary import AllowedOrigins
 from airflow_provider_raidiam.exceptions import BindingError, TokenError
 from airflow_provider_raidiam.http import new_session
+from airflow_provider_raidiam.throttle import Clock
 from raidiam_sandbox.pki import SandboxPki
 
 ISSUER = "https://auth.example.test"
@@ -29,11 +31,9 @@ ENDPOINT = "https://matls-auth.example.test/token"
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """A controllable ``time.monotonic`` for the token module only: set ``clock[0]``."""
-    now = [1000.0]
-    monkeypatch.setattr(token_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
-    return now
+def clock() -> list[float]:
+    """The token clients' clock (their retry policy's): set ``clock[0]``."""
+    return [1000.0]
 
 
 @pytest.fixture
@@ -43,8 +43,9 @@ def new_tokens() -> list[str]:
 
 
 @pytest.fixture
-def make_client(kit: Any, new_tokens: list[str]) -> Callable[..., TokenClient]:
+def make_client(kit: Any, new_tokens: list[str], clock: list[float]) -> Callable[..., TokenClient]:
     session = new_session(ssl.create_default_context(), pool_maxsize=25, allowed=AllowedOrigins([ENDPOINT]))
+    fast_retry = replace(kit.FAST_RETRY, clock=Clock(now=lambda: clock[0], sleep=lambda _seconds: None))
 
     def make(
         *,
@@ -62,7 +63,7 @@ def make_client(kit: Any, new_tokens: list[str]) -> Callable[..., TokenClient]:
             scope=scope,
             certificate_thumbprint=thumbprint,
             timeout=5,
-            retry=retry or kit.FAST_RETRY,
+            retry=retry or fast_retry,
             on_new_token=new_tokens.append,
         )
 
@@ -123,6 +124,49 @@ def test_renewed_shortly_before_expiry(
     assert len(posts(mocked)) == 2
 
 
+@pytest.mark.parametrize(("slow_request", "renew_after"), [(0.5, 80), (10, 70), (40, 50)])
+def test_renewed_earlier_when_requests_are_slow(
+    make_client: Callable[..., TokenClient],
+    kit: Any,
+    mocked: responses.RequestsMock,
+    clock: list[float],
+    slow_request: float,
+    renew_after: float,
+) -> None:
+    mocked.add(responses.POST, ENDPOINT, json=kit.token_body("tok-A", expires_in=100))
+    mocked.add(responses.POST, ENDPOINT, json=kit.token_body("tok-B", expires_in=100))
+    client = make_client()
+    client.observe_request(slow_request)  # 3 slow requests before expiry, at most half the lifetime
+
+    assert client.get() == "tok-A"
+    clock[0] = 1000.0 + renew_after - 1
+    assert client.get() == "tok-A"
+    clock[0] = 1000.0 + renew_after + 1
+    assert client.get() == "tok-B"
+
+
+def test_expired_tells_an_expired_token_from_other_refusals(
+    make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock, clock: list[float]
+) -> None:
+    mocked.add(responses.POST, ENDPOINT, json=kit.token_body("tok-A", expires_in=100))
+    client = make_client()
+    client.get()
+
+    def refusal(authenticate: str) -> requests.Response:
+        answer = requests.Response()
+        answer.status_code = 401
+        answer.headers["WWW-Authenticate"] = authenticate
+        return answer
+
+    expired = 'Bearer error="invalid_token", error_description="Signature has expired"'
+    binding = 'Bearer error="invalid_token", error_description="certificate thumbprint does not match cnf"'
+    assert client.expired("tok-A", refusal(expired))
+    assert not client.expired("tok-A", refusal(binding))
+    assert not client.expired("tok-A", refusal('Bearer realm="directory"'))
+    clock[0] = 1000.0 + 100  # by our own clock the token has expired
+    assert client.expired("tok-A", refusal(binding))
+
+
 @pytest.mark.parametrize("expires_in", [0, -5, "soon", [600]])
 def test_unusable_expires_in_falls_back_to_default(
     make_client: Callable[..., TokenClient],
@@ -164,10 +208,14 @@ def test_a_huge_expires_in_is_capped_at_one_day(
 
 
 def test_an_earlier_jwt_exp_wins_over_expires_in(
-    make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+    make_client: Callable[..., TokenClient],
+    kit: Any,
+    mocked: responses.RequestsMock,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: list[float],
 ) -> None:
-    now, wall = [1000.0], 2_000_000_000.0
-    monkeypatch.setattr(token_module, "time", SimpleNamespace(monotonic=lambda: now[0], time=lambda: wall))
+    now, wall = clock, 2_000_000_000.0
+    monkeypatch.setattr(token_module, "time", SimpleNamespace(time=lambda: wall))
     token = jwt.encode({"exp": int(wall) + 300}, "k" * 32, algorithm="HS256")
     mocked.add(responses.POST, ENDPOINT, json=kit.token_body(token, expires_in=1e308))
     mocked.add(responses.POST, ENDPOINT, json=kit.token_body("tok-B"))
@@ -225,6 +273,36 @@ def test_twenty_threads_share_one_request(
     assert errors == []
     assert results == ["tok-A"] * 20
     assert len(posts(mocked)) == 1
+
+
+def test_others_keep_the_old_token_while_one_thread_renews_it(
+    make_client: Callable[..., TokenClient], kit: Any, mocked: responses.RequestsMock, clock: list[float]
+) -> None:
+    renewing, release = threading.Event(), threading.Event()
+
+    def held_renewal(_request: Any) -> tuple[int, dict[str, str], str]:
+        renewing.set()
+        release.wait(10)
+        return 200, {"Content-Type": "application/json"}, kit.json(kit.token_body("tok-B", expires_in=100))
+
+    mocked.add(responses.POST, ENDPOINT, json=kit.token_body("tok-A", expires_in=100))
+    mocked.add_callback(responses.POST, ENDPOINT, callback=held_renewal)
+    client = make_client()
+    assert client.get() == "tok-A"
+    clock[0] = 1000.0 + 90  # due for renewal (margin 20 s), still valid for 10 s
+    renewer = threading.Thread(target=client.get)
+    renewer.start()
+    try:
+        assert renewing.wait(10)
+        assert client.get() == "tok-A", "not blocked behind the renewal"
+    finally:
+        release.set()
+        renewer.join(10)
+    assert client.get() == "tok-B"
+    clock[0] = 1000.0 + 100 + 90  # tok-B due; and now an expired one is never handed out
+    mocked.add(responses.POST, ENDPOINT, json=kit.token_body("tok-C", expires_in=100))
+    assert client.get() == "tok-C"
+    assert len(posts(mocked)) == 3
 
 
 @pytest.mark.parametrize(
