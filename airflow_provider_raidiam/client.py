@@ -215,6 +215,7 @@ class RaidiamClient:
         sent_headers = {"Accept": "application/json", INTERACTION_HEADER: str(uuid.uuid4())}
         sent_headers.update(headers or {})
         timeout = kwargs.pop("timeout", self.settings.timeout)
+        kwargs["allow_redirects"] = False  # the adapter refuses redirects anyway
         policy = self.retry if method in IDEMPOTENT_METHODS else replace(self.retry, attempts=1)
         clock = self.retry.clock
         sent_token = [""]
@@ -233,7 +234,6 @@ class RaidiamClient:
                 params=params,
                 headers=sent_headers,
                 timeout=attempt_timeout,
-                allow_redirects=False,
                 **kwargs,
             )
             self.token_client.observe_request(clock.now() - sent_at)
