@@ -41,7 +41,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-MAX_EXPIRED_RENEWALS = 3
+MAX_EXPIRED_RENEWALS = 5
 """Renewals per call when the API says the token expired (a busy machine can age a token in flight)."""
 
 

@@ -309,24 +309,24 @@ def test_second_401_is_an_api_error(client: RaidiamClient, api: responses.Reques
 EXPIRED = {"WWW-Authenticate": 'Bearer error="invalid_token", error_description="Signature has expired"'}
 
 
-def test_401_for_an_expired_token_renews_up_to_three_times(
+def test_401_for_an_expired_token_renews_up_to_five_times(
     client: RaidiamClient, api: responses.RequestsMock, kit: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="airflow_provider_raidiam")
-    for _ in range(3):  # a busy machine: each new token expires again before the request reaches the API
+    for _ in range(5):  # a busy machine: each new token expires again before the request reaches the API
         api.add(responses.GET, kit.API_BASE + "/organisations", status=401, headers=EXPIRED)
     api.add(responses.GET, kit.API_BASE + "/organisations", json=[{"id": 1}])
 
     assert client.get_json("/organisations") == [{"id": 1}]
 
     calls = api_calls(api, kit)
-    assert [c.headers["Authorization"] for c in calls] == [f"Bearer tok-{n}" for n in (1, 2, 3, 4)]
+    assert [c.headers["Authorization"] for c in calls] == [f"Bearer tok-{n}" for n in range(1, 7)]
     renewals = [r.getMessage() for r in caplog.records if "renewing the access token" in r.getMessage()]
-    assert len(renewals) == 3
+    assert len(renewals) == 5
     assert all("(the token expired)" in message for message in renewals)
 
 
-def test_401_for_an_expired_token_is_an_error_after_three_renewals(
+def test_401_for_an_expired_token_is_an_error_after_five_renewals(
     client: RaidiamClient, api: responses.RequestsMock, kit: Any
 ) -> None:
     api.add(responses.GET, kit.API_BASE + "/organisations", status=401, headers=EXPIRED)
@@ -336,8 +336,8 @@ def test_401_for_an_expired_token_is_an_error_after_three_renewals(
 
     assert caught.value.status == 401
     assert "Signature has expired" in str(caught.value)
-    assert len(api_calls(api, kit)) == 4
-    assert len(token_posts(api)) == 4
+    assert len(api_calls(api, kit)) == 6
+    assert len(token_posts(api)) == 6
 
 
 # -- retries ---------------------------------------------------------------------------------------
