@@ -18,18 +18,17 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from support.hostile_peer import HostilePeer, Received, Reply
 
-from airflow_provider_raidiam.auth import token_client as token_module
 from airflow_provider_raidiam.client import PublicClient, RaidiamClient
 from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.exceptions import ApiError, ResponseDeadlineError, ResponseTooLargeError
 from airflow_provider_raidiam.http import INTERACTION_HEADER
 from airflow_provider_raidiam.retry import RetryPolicy
+from airflow_provider_raidiam.throttle import Clock
 from raidiam_sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +75,7 @@ import json, os, resource
 from airflow_provider_raidiam.client import RaidiamClient
 from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.retry import RetryPolicy
+from airflow_provider_raidiam.throttle import Clock
 
 conn = json.loads(os.environ["RAIDIAM_TEST_CONNECTION"])
 settings = RaidiamSettings.from_fields(host=conn["host"], login=conn["login"], extra=conn["extra"])
@@ -297,9 +297,7 @@ def test_hostile_error_text_cannot_forge_a_task_log_line(
 # -- token lifetime -------------------------------------------------------------------------------------
 
 
-def test_a_token_that_claims_to_live_forever_is_renewed_after_a_day(
-    peer: HostilePeer, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_token_that_claims_to_live_forever_is_renewed_after_a_day(peer: HostilePeer, sandbox: Sandbox) -> None:
     def answer(request: Received) -> Reply:
         if request.path == "/token":
             token = f"opaque-{len(peer.requests)}"
@@ -308,9 +306,9 @@ def test_a_token_that_claims_to_live_forever_is_renewed_after_a_day(
 
     peer.respond(answer)
     now = [time.monotonic()]
-    monkeypatch.setattr(token_module, "time", SimpleNamespace(monotonic=lambda: now[0], time=time.time))
+    retry = RetryPolicy(clock=Clock(now=lambda: now[0]))  # the client's clock, which the token cache reads
 
-    with RaidiamClient(settings_of(connection(sandbox, host=peer.url, api_base_url=peer.url))) as client:
+    with RaidiamClient(settings_of(connection(sandbox, host=peer.url, api_base_url=peer.url)), retry=retry) as client:
         first = client.access_token()
         now[0] += 86400 - 61  # a day, less the renewal margin: still the same token
         assert client.access_token() == first
