@@ -18,7 +18,8 @@ from airflow_provider_raidiam.auth.client_auth import client_auth_for
 from airflow_provider_raidiam.auth.token_client import TokenClient
 from airflow_provider_raidiam.boundary import AllowedOrigins
 from airflow_provider_raidiam.concurrency import Counter, FanOut, Logger, once
-from airflow_provider_raidiam.connection import DEFAULT_TIMEOUT, RaidiamSettings
+from airflow_provider_raidiam.connection import RaidiamSettings
+from airflow_provider_raidiam.connection_fields import DEFAULT_TIMEOUT
 from airflow_provider_raidiam.credentials import TlsMaterial, build_tls_material
 from airflow_provider_raidiam.directory.paging import read_all_pages
 from airflow_provider_raidiam.discovery import ProviderMetadata, get_provider_metadata
@@ -84,7 +85,7 @@ class RaidiamClient:
         return build_tls_material(
             ca_bundle=settings.ca_bundle,
             transport_cert=settings.transport_cert,
-            transport_key=settings.transport_key,
+            transport_private_key=settings.transport_private_key,
             passphrase=settings.key_passphrase,
         )
 
@@ -371,7 +372,9 @@ class PublicClient:
 
         ``kwargs`` are those of the constructor (``allowed_urls`` is required).
         """
-        material = build_tls_material(ca_bundle=ca_bundle, transport_cert=None, transport_key=None, passphrase=None)
+        material = build_tls_material(
+            ca_bundle=ca_bundle, transport_cert=None, transport_private_key=None, passphrase=None
+        )
         return cls(material.server_only_context, **kwargs)
 
     def get_public_json(self, url: str) -> Any:

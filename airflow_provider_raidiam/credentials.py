@@ -190,16 +190,16 @@ def load_private_key(value: str, passphrase: str | None, field_name: str) -> Pri
 
 def load_signing_key(value: str, passphrase: str | None, algorithm: str) -> PrivateKeyTypes:
     """Load the ``private_key_jwt`` signing key and check it suits ``algorithm``."""
-    key = load_private_key(value, passphrase, "signing_key")
+    key = load_private_key(value, passphrase, "signing_private_key")
     if algorithm in ("PS256", "RS256"):
         if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
             raise CredentialError(
-                f"signing_alg {algorithm} needs an RSA signing key of at least 2048 bits; signing_key is "
+                f"signing_alg {algorithm} needs an RSA signing key of at least 2048 bits; signing_private_key is "
                 f"{_describe_key(key)}. Use the key of your signing certificate, or change signing_alg."
             )
     elif not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise CredentialError(
-            f"signing_alg ES256 needs an EC P-256 signing key; signing_key is {_describe_key(key)}. "
+            f"signing_alg ES256 needs an EC P-256 signing key; signing_private_key is {_describe_key(key)}. "
             "Use the key of your signing certificate, or change signing_alg."
         )
     return key
@@ -209,28 +209,28 @@ def build_tls_material(
     *,
     ca_bundle: str | None,
     transport_cert: str | None,
-    transport_key: str | None,
+    transport_private_key: str | None,
     passphrase: str | None,
 ) -> TlsMaterial:
     """Build the SSL contexts for a connection; verification is always on, TLS 1.2 minimum."""
     server_only = _server_context(ca_bundle)
-    if transport_cert is None or transport_key is None:
+    if transport_cert is None or transport_private_key is None:
         return TlsMaterial(server_only_context=server_only)
 
     certificate = load_certificate(transport_cert)
-    key = load_private_key(transport_key, passphrase, "transport_key")
+    key = load_private_key(transport_private_key, passphrase, "transport_private_key")
     if _public_der(key.public_key()) != _public_der(certificate.public_key()):
         raise CredentialError(
-            f"transport_key does not match transport_cert ({certificate.subject.rfc4514_string()}): the "
+            f"transport_private_key does not match transport_cert ({certificate.subject.rfc4514_string()}): the "
             "key is for another certificate. Use the private key generated with this certificate's CSR."
         )
     mtls = _server_context(ca_bundle)
-    with _files_for_openssl(transport_cert, transport_key, key, passphrase) as (cert_path, key_path, password):
+    with _files_for_openssl(transport_cert, transport_private_key, key, passphrase) as (cert_path, key_path, password):
         try:
             mtls.load_cert_chain(cert_path, key_path, password=password)
         except ssl.SSLError as error:
             raise CredentialError(
-                f"OpenSSL could not load transport_cert/transport_key: {_ssl_reason(error)}."
+                f"OpenSSL could not load transport_cert/transport_private_key: {_ssl_reason(error)}."
             ) from None
     info = TransportCertificate(
         subject=certificate.subject.rfc4514_string(),
@@ -267,7 +267,7 @@ def _server_context(ca_bundle: str | None) -> ssl.SSLContext:
 
 @contextlib.contextmanager
 def _files_for_openssl(
-    transport_cert: str, transport_key: str, key: PrivateKeyTypes, passphrase: str | None
+    transport_cert: str, transport_private_key: str, key: PrivateKeyTypes, passphrase: str | None
 ) -> Iterator[tuple[str, str, str | None]]:
     """Yield (certificate path, key path, key password) for ``SSLContext.load_cert_chain``.
 
@@ -275,15 +275,15 @@ def _files_for_openssl(
     the key (``key``, already loaded) is written encrypted under a random one-time passphrase (PKCS#8 with
     the best encryption ``cryptography`` offers), never in clear.
     """
-    if not is_pem_text(transport_cert) and not is_pem_text(transport_key):
-        yield _expand(transport_cert), _expand(transport_key), passphrase
+    if not is_pem_text(transport_cert) and not is_pem_text(transport_private_key):
+        yield _expand(transport_cert), _expand(transport_private_key), passphrase
         return
     with tempfile.TemporaryDirectory(prefix="raidiam-") as directory:
         cert_path = _expand(transport_cert)
         if is_pem_text(transport_cert):
             cert_path = _write_private(directory, "transport_cert.pem", read_material(transport_cert, "transport_cert"))
-        key_path, password = _expand(transport_key), passphrase
-        if is_pem_text(transport_key):
+        key_path, password = _expand(transport_private_key), passphrase
+        if is_pem_text(transport_private_key):
             password = secrets.token_urlsafe(32)
             encrypted = key.private_bytes(
                 serialization.Encoding.PEM,

@@ -15,6 +15,13 @@ class RaidiamError(Exception):
     """Base class of every error raised by ``airflow_provider_raidiam``."""
 
 
+class RaidiamDeprecationWarning(FutureWarning):
+    """A deprecated connection field or argument is used; the message says what to use instead.
+
+    A ``FutureWarning``, so Python shows it by default (Airflow writes it to the task log).
+    """
+
+
 class ConfigurationError(RaidiamError):
     """A connection field, operator argument or table name is missing or invalid."""
 

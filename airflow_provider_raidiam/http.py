@@ -117,7 +117,7 @@ class SslContextAdapter(HTTPAdapter):
 def _refuse_per_request_tls(verify: Any, cert: Any) -> None:
     if verify is not True or cert is not None:
         raise ConfigurationError(
-            "TLS settings come from the Raidiam connection (ca_bundle, transport_cert, transport_key); "
+            "TLS settings come from the Raidiam connection (ca_bundle, transport_cert, transport_private_key); "
             "per-request 'verify' and 'cert' arguments are not accepted, and verification cannot be disabled."
         )
 

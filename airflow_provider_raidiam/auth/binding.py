@@ -54,7 +54,7 @@ def check_token_binding(access_token: str, certificate_thumbprint: str | None) -
     if certificate_thumbprint is None:
         raise BindingError(
             f"The access token is bound to a certificate (cnf.x5t#S256={bound_to}) but this connection has "
-            "no transport certificate: set transport_cert and transport_key so API calls present it."
+            "no transport certificate: set transport_cert and transport_private_key so API calls present it."
         )
     if claimed != certificate_thumbprint:
         raise BindingError(

@@ -97,7 +97,7 @@ class PrivateKeyJwt(ClientAuth):
             audience = self.assertion_audience(issuer=issuer, token_endpoint=token_endpoint)
             return (
                 f"The server did not accept the client assertion (alg {self.algorithm}, kid "
-                f"{self.key_id or '(none)'}, aud {audience}). Check that signing_key matches the key "
+                f"{self.key_id or '(none)'}, aud {audience}). Check that signing_private_key matches the key "
                 "registered in the client's JWKS under signing_key_id, that signing_alg is allowed for the "
                 "client, and try assertion_audience='token_endpoint' if the server expects that audience."
             )
@@ -122,10 +122,10 @@ def client_auth_for(settings: RaidiamSettings) -> ClientAuth:
     """Build the :class:`ClientAuth` of a connection's ``auth_method``."""
     if settings.auth_method is AuthMethod.TLS_CLIENT_AUTH:
         return TlsClientAuth(settings.client_id)
-    assert settings.signing_key is not None  # checked by RaidiamSettings
+    assert settings.signing_private_key is not None  # checked by RaidiamSettings
     return PrivateKeyJwt(
         settings.client_id,
-        key=load_signing_key(settings.signing_key, settings.key_passphrase, settings.signing_alg),
+        key=load_signing_key(settings.signing_private_key, settings.key_passphrase, settings.signing_alg),
         key_id=settings.signing_key_id,
         algorithm=settings.signing_alg,
         audience=settings.assertion_audience,

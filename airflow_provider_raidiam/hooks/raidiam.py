@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_raidiam.client import RaidiamClient
 from airflow_provider_raidiam.connection import RaidiamSettings
+from airflow_provider_raidiam.connection_fields import EXTRA_FIELDS
 from airflow_provider_raidiam.credentials import is_pem_text
 from airflow_provider_raidiam.exceptions import RaidiamError
 from airflow_provider_raidiam.form_fallback import connection_form_widgets, ui_field_behaviour
@@ -58,7 +59,8 @@ class RaidiamHook(BaseHook):
         settings = RaidiamSettings.from_connection(self.get_connection(self.raidiam_conn_id))
         if settings.key_passphrase:
             mask_secret(settings.key_passphrase)
-        for key in (settings.transport_key, settings.signing_key):
+        for field in EXTRA_FIELDS:
+            key = getattr(settings, field.name) if field.secret else None
             if key and is_pem_text(key):
                 mask_secret(key)
                 # The masker matches whole strings: also hide each base64 line, should one be logged alone.

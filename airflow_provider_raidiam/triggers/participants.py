@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_raidiam.connection import DEFAULT_TIMEOUT, RaidiamSettings
+from airflow_provider_raidiam.connection import RaidiamSettings
+from airflow_provider_raidiam.connection_fields import DEFAULT_TIMEOUT
 from airflow_provider_raidiam.credentials import build_tls_material
 from airflow_provider_raidiam.exceptions import ConfigurationError, RaidiamError
 from airflow_provider_raidiam.limits import DEFAULT_ATTEMPT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES
@@ -165,7 +166,7 @@ class RaidiamParticipantsTrigger(BaseEventTrigger):
             )
         # Building the SSL context reads files: a worker thread, so the triggerer's event loop never waits.
         material = await asyncio.to_thread(
-            build_tls_material, ca_bundle=ca_bundle, transport_cert=None, transport_key=None, passphrase=None
+            build_tls_material, ca_bundle=ca_bundle, transport_cert=None, transport_private_key=None, passphrase=None
         )
         return _Target(
             url=check_participants_url(url),

@@ -591,12 +591,12 @@ class Sandbox:
         extra: dict[str, Any] = {
             "auth_method": spec.auth_method,
             "transport_cert": material(pki.cert(spec.transport)),
-            "transport_key": material(key_path),
+            "transport_private_key": material(key_path),
             "ca_bundle": material(pki.ca_cert),
             "timeout": 30,
         }
         if spec.signing is not None:
-            extra["signing_key"] = material(pki.signing_key(spec.signing))
+            extra["signing_private_key"] = material(pki.signing_key(spec.signing))
             extra["signing_key_id"] = pki.signing_key_id(spec.signing)
             extra["signing_alg"] = spec.signing_alg
         if self._api_ready is not None:

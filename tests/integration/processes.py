@@ -7,6 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import pytest
 import requests
 
 STOP_TIMEOUT = 30.0  # SIGTERM to exit, per process group, before SIGKILL
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
 def free_port() -> int:
@@ -113,3 +117,53 @@ def migrate(env: dict[str, str], home: Path) -> None:
         check=False,
     )
     assert migrate.returncode == 0, f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}"
+
+
+def airflow_env(home: Path, **settings: str) -> dict[str, str]:
+    """The environment of an Airflow process with its own home and SQLite database.
+
+    Nothing ``AIRFLOW*`` is inherited from the test process; ``settings`` are added as they are.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            **settings,
+        }
+    )
+    return env
+
+
+@contextmanager
+def api_server(env: dict[str, str], start_timeout: float = 180.0) -> Iterator[str]:
+    """``airflow api-server`` on 127.0.0.1 (a free port, one worker) in ``env``; yields its URL once healthy.
+
+    The database must be migrated. The server runs in its own process group, stopped with
+    :meth:`Airflow.stop` when the block ends, also on failure.
+    """
+    home = Path(env["AIRFLOW_HOME"])
+    port = free_port()
+    deployment = Airflow(url=f"http://127.0.0.1:{port}", home=home, output=home, env=env)
+    deployment.session.trust_env = False
+    try:
+        deployment.spawn("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port), "-w", "1")
+        deadline = time.monotonic() + start_timeout
+        while True:
+            deployment.check_alive()
+            try:
+                if deployment.session.get(deployment.url + "/api/v2/monitor/health", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                log = tail(deployment.log_path("api-server"))
+                pytest.fail(f"airflow api-server not healthy after {start_timeout:.0f} s:\n{log}")
+            time.sleep(0.5)
+        yield deployment.url
+    finally:
+        deployment.stop()

@@ -252,15 +252,15 @@ CASES: list[Case] = [
     Case(
         "private-key-jwt-without-signing-key",
         ConfigurationError,
-        ("'private_key_jwt' needs a signing key", "set the extra 'signing_key'"),
-        conn=lambda env: {"client": "pkj", "signing_key": None},
+        ("'private_key_jwt' needs a signing key", "set the extra 'signing_private_key'"),
+        conn=lambda env: {"client": "pkj", "signing_private_key": None},
         before_requests=True,
     ),
     Case(
         "certificate-without-key",
         ConfigurationError,
-        ("only one of transport_cert/transport_key", "set transport_key too"),
-        conn=lambda env: {"transport_key": None},
+        ("only one of transport_cert/transport_private_key", "set transport_private_key too"),
+        conn=lambda env: {"transport_private_key": None},
         before_requests=True,
     ),
     Case(
@@ -288,8 +288,8 @@ CASES: list[Case] = [
     Case(
         "missing-key-file",
         CredentialError,
-        ("transport_key: file", "does not exist on this worker", "or put the PEM text itself"),
-        conn=lambda env: {"transport_key": str(env.tmp / "no-such.key")},
+        ("transport_private_key: file", "does not exist on this worker", "or put the PEM text itself"),
+        conn=lambda env: {"transport_private_key": str(env.tmp / "no-such.key")},
         before_requests=True,
     ),
     Case(
@@ -302,15 +302,15 @@ CASES: list[Case] = [
     Case(
         "key-path-is-a-directory",
         CredentialError,
-        ("transport_key:", "is a directory, not a PEM file"),
-        conn=lambda env: {"transport_key": str(env.tmp)},
+        ("transport_private_key:", "is a directory, not a PEM file"),
+        conn=lambda env: {"transport_private_key": str(env.tmp)},
         before_requests=True,
     ),
     Case(
         "unreadable-key-file",
         CredentialError,
         ("is not readable by this process (permission denied)", "Make it readable by the Airflow worker's user"),
-        conn=lambda env: {"transport_key": _unreadable(env)},
+        conn=lambda env: {"transport_private_key": _unreadable(env)},
         before_requests=True,
         skip="root reads any file" if RUNNING_AS_ROOT else None,
     ),
@@ -331,9 +331,9 @@ CASES: list[Case] = [
     Case(
         "key-file-not-pem",
         CredentialError,
-        ("transport_key does not contain a PEM private key", "holds the key, not the certificate"),
+        ("transport_private_key does not contain a PEM private key", "holds the key, not the certificate"),
         conn=lambda env: {
-            "transport_key": env.file(
+            "transport_private_key": env.file(
                 "key.txt", "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"
             )
         },
@@ -343,7 +343,7 @@ CASES: list[Case] = [
         "key-pasted-without-pem-lines",
         CredentialError,
         ("neither PEM", "not shown here because it may be key material", "BEGIN and END lines included"),
-        conn=lambda env: {"transport_key": _pasted_key(env)},
+        conn=lambda env: {"transport_private_key": _pasted_key(env)},
         before_requests=True,
     ),
     Case(
@@ -356,8 +356,8 @@ CASES: list[Case] = [
     Case(
         "certificate-given-as-key",
         CredentialError,
-        ("transport_key does not contain a PEM private key", "not the certificate"),
-        conn=lambda env: {"transport_key": env.pem("tls-client")},
+        ("transport_private_key does not contain a PEM private key", "not the certificate"),
+        conn=lambda env: {"transport_private_key": env.pem("tls-client")},
         before_requests=True,
     ),
     Case(
@@ -370,15 +370,21 @@ CASES: list[Case] = [
     Case(
         "key-does-not-match-certificate",
         CredentialError,
-        ("transport_key does not match transport_cert", "Use the private key generated with this certificate's CSR"),
-        conn=lambda env: {"transport_key": env.pem("other-client.key")},
+        (
+            "transport_private_key does not match transport_cert",
+            "Use the private key generated with this certificate's CSR",
+        ),
+        conn=lambda env: {"transport_private_key": env.pem("other-client.key")},
         before_requests=True,
     ),
     Case(
         "expired-certificate",
         CredentialError,
         ("transport_cert (", "expired on", "Issue a new transport certificate in the Directory"),
-        conn=lambda env: {"transport_cert": env.pem("expired-client"), "transport_key": env.pem("expired-client.key")},
+        conn=lambda env: {
+            "transport_cert": env.pem("expired-client"),
+            "transport_private_key": env.pem("expired-client.key"),
+        },
         before_requests=True,
     ),
     Case(
@@ -387,21 +393,21 @@ CASES: list[Case] = [
         ("is not valid before", "Check the worker's clock"),
         conn=lambda env: {
             "transport_cert": env.pem("not-yet-valid-client"),
-            "transport_key": env.pem("not-yet-valid-client.key"),
+            "transport_private_key": env.pem("not-yet-valid-client.key"),
         },
         before_requests=True,
     ),
     Case(
         "wrong-passphrase",
         CredentialError,
-        ("transport_key could not be decrypted", "the passphrase (connection Password) is wrong"),
+        ("transport_private_key could not be decrypted", "the passphrase (connection Password) is wrong"),
         conn=lambda env: {"encrypted_key": True, "password": "not-the-passphrase"},
         before_requests=True,
     ),
     Case(
         "encrypted-key-without-passphrase",
         CredentialError,
-        ("transport_key is encrypted", "put its passphrase in the connection's Password field"),
+        ("transport_private_key is encrypted", "put its passphrase in the connection's Password field"),
         conn=lambda env: {"encrypted_key": True, "password": None},
         before_requests=True,
     ),
@@ -425,7 +431,10 @@ CASES: list[Case] = [
         "certificate-from-an-untrusted-ca",
         TokenError,
         ("Could not reach the token endpoint", "does not accept transport_cert (wrong CA)"),
-        conn=lambda env: {"transport_cert": env.pem("foreign-client"), "transport_key": env.pem("foreign-client.key")},
+        conn=lambda env: {
+            "transport_cert": env.pem("foreign-client"),
+            "transport_private_key": env.pem("foreign-client.key"),
+        },
     ),
     # ---- discovery ----------------------------------------------------------------------------------
     Case(
@@ -531,7 +540,10 @@ CASES: list[Case] = [
         "invalid-client-wrong-subject-dn",
         TokenError,
         ("invalid_client: client authentication failed", "the server matches its subject DN"),
-        conn=lambda env: {"transport_cert": env.pem("other-client"), "transport_key": env.pem("other-client.key")},
+        conn=lambda env: {
+            "transport_cert": env.pem("other-client"),
+            "transport_private_key": env.pem("other-client.key"),
+        },
     ),
     Case(
         "invalid-client-wrong-audience",
@@ -545,7 +557,7 @@ CASES: list[Case] = [
         ("invalid_client", "alg PS256", "that signing_alg is allowed for the client"),
         conn=lambda env: {
             "client": "pkj-ec",
-            "signing_key": str(env.sandbox.pki.signing_key("rsa")),
+            "signing_private_key": str(env.sandbox.pki.signing_key("rsa")),
             "signing_alg": "PS256",
         },
     ),
@@ -868,7 +880,7 @@ def test_a_certificate_close_to_expiry_warns_and_still_works(
     )
     monkeypatch.setenv(
         "AIRFLOW_CONN_RAIDIAM_EXPIRING",
-        sandbox.connection_uri_env("tls", transport_cert=str(cert_path), transport_key=str(key_path)),
+        sandbox.connection_uri_env("tls", transport_cert=str(cert_path), transport_private_key=str(key_path)),
     )
     with RaidiamHook(raidiam_conn_id="raidiam_expiring") as hook:
         assert hook.request("GET", "/organisations", params={"page": 0, "size": 1}).status_code == 200

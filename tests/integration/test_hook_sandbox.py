@@ -140,8 +140,8 @@ def test_connection_with_pem_text_leaves_no_key_files_behind(
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     hook = make_hook("pkj", pem_text=True)
-    assert hook.settings.transport_key is not None
-    assert "PRIVATE KEY" in hook.settings.transport_key
+    assert hook.settings.transport_private_key is not None
+    assert "PRIVATE KEY" in hook.settings.transport_private_key
     assert hook.request("GET", "/organisations", params={"page": 0, "size": 1}).status_code == 200
     assert list(tmp_path.iterdir()) == []
 

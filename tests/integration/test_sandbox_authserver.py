@@ -316,4 +316,4 @@ def test_connection_dicts(sb: Sandbox, client: str) -> None:
 def test_encrypted_key_connection(sb: Sandbox) -> None:
     conn = sb.connection("tls", encrypted_key=True)
     assert conn["password"]
-    assert conn["extra"]["transport_key"] == str(sb.pki.encrypted_key)
+    assert conn["extra"]["transport_private_key"] == str(sb.pki.encrypted_key)

@@ -332,8 +332,8 @@ def test_typed_errors_carry_no_secret(sandbox: Sandbox, monkeypatch: pytest.Monk
         ("tls", "token", {"encrypted_key": True, "password": WRONG_PASSPHRASE}),
         ("tls", "token", {"encrypted_key": True, "pem_text": True, "password": WRONG_PASSPHRASE}),
         ("tls", "token", {"encrypted_key": True, "password": None}),
-        ("tls", "token", {"transport_key": pasted_key}),
-        ("tls", "token", {"transport_key": pki.key("other-client").read_text()}),
+        ("tls", "token", {"transport_private_key": pasted_key}),
+        ("tls", "token", {"transport_private_key": pki.key("other-client").read_text()}),
         ("tls", "token", {"transport_cert": pki.key("tls-client").read_text()}),
         ("tls", "token", {"scope": "directory:software openid"}),
         ("other", "token", {"login": "sandbox-tls-client"}),
@@ -362,10 +362,10 @@ def test_the_hook_masks_pem_key_text_passphrase_tokens_and_assertions(
     monkeypatch.setenv("AIRFLOW_CONN_RAIDIAM_MASKED", sandbox.connection_uri_env("pkj", pem_text=True))
     hook = RaidiamHook(raidiam_conn_id="raidiam_masked")
     settings = hook.settings
-    assert settings.transport_key is not None
-    assert settings.signing_key is not None
-    assert redact(f"transport_key={settings.transport_key}") == "transport_key=***"
-    assert redact(f"signing_key={settings.signing_key}") == "signing_key=***"
+    assert settings.transport_private_key is not None
+    assert settings.signing_private_key is not None
+    assert redact(f"transport_private_key={settings.transport_private_key}") == "transport_private_key=***"
+    assert redact(f"signing_private_key={settings.signing_private_key}") == "signing_private_key=***"
     token = hook.get_access_token()
     assert redact(f"Bearer {token}") == "Bearer ***"
     (assertion,) = issued.assertions

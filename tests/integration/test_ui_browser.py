@@ -19,18 +19,14 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from processes import free_port, tail
+from processes import airflow_env, migrate
+from processes import api_server as api_server_process
 
 from airflow_provider_raidiam.get_provider_info import get_provider_info
 from raidiam_sandbox import Sandbox
@@ -69,9 +65,6 @@ CONNECTION_TYPE: dict[str, Any] = get_provider_info()["connection-types"][0]
 CONN_FIELDS: dict[str, dict[str, Any]] = CONNECTION_TYPE["conn-fields"]
 BEHAVIOUR: dict[str, Any] = CONNECTION_TYPE["ui-field-behaviour"]
 PASSWORD_FIELDS = sorted(name for name, spec in CONN_FIELDS.items() if spec["schema"].get("format") == "password")
-# The API server runs with the password fields in [core] sensitive_var_conn_names, as docs/connection.md
-# recommends, so the UI and the REST API show "***" instead of a stored private key.
-SENSITIVE_EXTRAS = ",".join(PASSWORD_FIELDS)
 
 
 # ---- the browser ------------------------------------------------------------------------------------
@@ -118,77 +111,25 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 class ApiServer:
     url: str
     home: Path
-    log: Path
 
 
 @pytest.fixture(scope="module")
 def api_server(browser_context: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    """``airflow api-server`` on 127.0.0.1 with its own SQLite home; started once per module."""
+    """``airflow api-server`` on 127.0.0.1 with its own SQLite home; started once per module.
+
+    Airflow's default redaction rules only: no ``[core] sensitive_var_conn_names``.
+    """
     home = tmp_path_factory.mktemp("airflow-ui-home")
     (home / "dags").mkdir()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager."
-            "SimpleAuthManager",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-            "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": SENSITIVE_EXTRAS,
-            "NO_PROXY": "127.0.0.1,localhost",
-        }
+    env = airflow_env(
+        home,
+        AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
     )
-    migrate = subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert migrate.returncode == 0, f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}"
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = home / "api-server.log"
-    command = [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port), "-w", "1"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: uvicorn's workers stop with it
-        )
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        session = requests.Session()
-        session.trust_env = False
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"airflow api-server exited with {process.returncode}:\n{tail(log_path)}")
-            try:
-                if session.get(url + "/api/v2/monitor/health", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"airflow api-server not healthy after {SERVER_START_TIMEOUT:.0f} s:\n{tail(log_path)}")
-            time.sleep(0.5)
-        session.close()
-        yield ApiServer(url=url, home=home, log=log_path)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
+    migrate(env, home)
+    with api_server_process(env, start_timeout=SERVER_START_TIMEOUT) as url:
+        yield ApiServer(url=url, home=home)
 
 
 # ---- page helpers -------------------------------------------------------------------------------------
@@ -371,7 +312,7 @@ def test_test_connection_button_succeeds_against_the_sandbox(
     conn = sandbox.connection("tls")
     add_connection_through_form(page, api_server, "raidiam_ui_sandbox", conn)
 
-    # The stored private key is shown as *** to UI users (sensitive_var_conn_names), never in clear.
+    # The stored private key is shown as *** to UI users (Airflow's default rules), never in clear.
     with page.expect_response(lambda r: "/api/v2/connections?" in r.url and r.request.method == "GET") as listed:
         page.reload()
     stored = {c["connection_id"]: c for c in listed.value.json()["connections"]}["raidiam_ui_sandbox"]

@@ -210,7 +210,7 @@ def tls_settings(pki: SandboxPki) -> Callable[..., RaidiamSettings]:
     def build(**extra: Any) -> RaidiamSettings:
         fields: dict[str, Any] = {
             "transport_cert": str(pki.cert("tls-client")),
-            "transport_key": str(pki.key("tls-client")),
+            "transport_private_key": str(pki.key("tls-client")),
             "ca_bundle": str(pki.ca_cert),
             "api_base_url": API_BASE,
         }

@@ -87,7 +87,7 @@ def test_bound_token_without_our_certificate(as_key: Any) -> None:
     message = str(caught.value)
     assert THEIRS in message
     assert "no transport certificate" in message
-    assert "set transport_cert and transport_key" in message
+    assert "set transport_cert and transport_private_key" in message
 
 
 @pytest.mark.parametrize("cnf", [None, "x", {"jkt": "abc"}, {"x5t#S256": 5}])

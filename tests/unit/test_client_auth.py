@@ -36,7 +36,7 @@ def pkj_settings(pki: SandboxPki, **extra: Any) -> RaidiamSettings:
     kind: KeyKind = "ec" if extra.get("signing_alg") == "ES256" else "rsa"
     fields = {
         "auth_method": "private_key_jwt",
-        "signing_key": str(pki.signing_key(kind)),
+        "signing_private_key": str(pki.signing_key(kind)),
         "signing_key_id": pki.signing_key_id(kind),
         **extra,
     }
@@ -179,7 +179,9 @@ def test_fresh_jti_for_every_assertion(pki: SandboxPki) -> None:
 
 def test_no_kid_header_when_no_key_id(pki: SandboxPki) -> None:
     settings = RaidiamSettings.from_fields(
-        host=ISSUER, login="pkj", extra={"auth_method": "private_key_jwt", "signing_key": str(pki.signing_key("rsa"))}
+        host=ISSUER,
+        login="pkj",
+        extra={"auth_method": "private_key_jwt", "signing_private_key": str(pki.signing_key("rsa"))},
     )
 
     fields = client_auth_for(settings).form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
@@ -188,7 +190,7 @@ def test_no_kid_header_when_no_key_id(pki: SandboxPki) -> None:
 
 
 def test_signing_key_as_pem_text(pki: SandboxPki) -> None:
-    settings = pkj_settings(pki, signing_key=pki.signing_key("rsa").read_text())
+    settings = pkj_settings(pki, signing_private_key=pki.signing_key("rsa").read_text())
 
     fields = client_auth_for(settings).form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT)
 
@@ -196,7 +198,7 @@ def test_signing_key_as_pem_text(pki: SandboxPki) -> None:
 
 
 def test_rsa_key_with_es256_is_refused_clearly(pki: SandboxPki) -> None:
-    settings = pkj_settings(pki, signing_alg="ES256", signing_key=str(pki.signing_key("rsa")))
+    settings = pkj_settings(pki, signing_alg="ES256", signing_private_key=str(pki.signing_key("rsa")))
 
     with pytest.raises(CredentialError) as caught:
         client_auth_for(settings)
@@ -208,16 +210,16 @@ def test_rsa_key_with_es256_is_refused_clearly(pki: SandboxPki) -> None:
 
 
 def test_ec_key_with_ps256_is_refused_clearly(pki: SandboxPki) -> None:
-    settings = pkj_settings(pki, signing_alg="PS256", signing_key=str(pki.signing_key("ec")))
+    settings = pkj_settings(pki, signing_alg="PS256", signing_private_key=str(pki.signing_key("ec")))
 
     with pytest.raises(CredentialError, match="signing_alg PS256 needs an RSA signing key of at least 2048 bits"):
         client_auth_for(settings)
 
 
 def test_signing_key_missing_file(pki: SandboxPki, tmp_path: Any) -> None:
-    settings = pkj_settings(pki, signing_key=str(tmp_path / "missing.key"))
+    settings = pkj_settings(pki, signing_private_key=str(tmp_path / "missing.key"))
 
-    with pytest.raises(CredentialError, match=r"signing_key: file .* does not exist"):
+    with pytest.raises(CredentialError, match=r"signing_private_key: file .* does not exist"):
         client_auth_for(settings)
 
 

@@ -46,7 +46,7 @@ def shared_tls(pki: Any) -> TlsMaterial:
     return build_tls_material(
         ca_bundle=str(pki.ca_cert),
         transport_cert=str(pki.cert("tls-client")),
-        transport_key=str(pki.key("tls-client")),
+        transport_private_key=str(pki.key("tls-client")),
         passphrase=None,
     )
 
@@ -232,11 +232,11 @@ def test_private_key_jwt_routing_and_assertion(
     mocked.add(responses.POST, expected_endpoint, json=kit.token_body("tok-pkj"))
     extra: dict[str, Any] = {
         "auth_method": "private_key_jwt",
-        "signing_key": str(pki.signing_key("rsa")),
+        "signing_private_key": str(pki.signing_key("rsa")),
         "signing_key_id": pki.signing_key_id("rsa"),
     }
     if not with_certificate:
-        extra.update(transport_cert=None, transport_key=None)
+        extra.update(transport_cert=None, transport_private_key=None)
     client = RaidiamClient(tls_settings(**extra), retry=kit.FAST_RETRY)
 
     assert client.access_token() == "tok-pkj"
@@ -262,9 +262,9 @@ def test_bound_token_without_certificate_is_refused(
     mocked.add(responses.POST, kit.TOKEN_ENDPOINT, json=kit.token_body(bound))
     settings = tls_settings(
         auth_method="private_key_jwt",
-        signing_key=str(pki.signing_key("rsa")),
+        signing_private_key=str(pki.signing_key("rsa")),
         transport_cert=None,
-        transport_key=None,
+        transport_private_key=None,
     )
 
     with pytest.raises(BindingError, match="no transport certificate"):

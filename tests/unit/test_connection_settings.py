@@ -7,20 +7,19 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_raidiam.connection import (
+from airflow_provider_raidiam.connection import AuthMethod, RaidiamSettings
+from airflow_provider_raidiam.connection_fields import (
     DEFAULT_MAX_WORKERS,
     DEFAULT_PAGE_SIZE,
     DEFAULT_SCOPE,
     DEFAULT_TIMEOUT,
-    AuthMethod,
-    RaidiamSettings,
 )
 from airflow_provider_raidiam.exceptions import ConfigurationError, RaidiamError
 from airflow_provider_raidiam.limits import ResponseLimits
 
 CERT = "/etc/raidiam/transport.pem"
 KEY = "/etc/raidiam/transport.key"
-MTLS = {"transport_cert": CERT, "transport_key": KEY}
+MTLS = {"transport_cert": CERT, "transport_private_key": KEY}
 
 
 def settings(host: str | None = "https://auth.example.test", login: str | None = "client-1", **extra: Any) -> Any:
@@ -118,7 +117,7 @@ def test_values_are_parsed_and_normalised() -> None:
 
 
 def test_private_key_jwt_without_transport_certificate_is_allowed() -> None:
-    result = settings(auth_method="private_key_jwt", signing_key="/keys/signing.key", signing_key_id="kid-1")
+    result = settings(auth_method="private_key_jwt", signing_private_key="/keys/signing.key", signing_key_id="kid-1")
 
     assert result.auth_method is AuthMethod.PRIVATE_KEY_JWT
     assert result.uses_mtls is False
@@ -231,7 +230,7 @@ def test_unknown_auth_method_lists_the_valid_ones() -> None:
 def test_unknown_signing_alg_lists_the_valid_ones() -> None:
     message = refused(signing_alg="HS256", **MTLS)
 
-    assert "Unsupported signing_alg 'HS256'" in message
+    assert "Unknown signing_alg 'HS256'" in message
     assert "PS256" in message
     assert "ES256" in message
 
@@ -241,23 +240,24 @@ def test_tls_client_auth_without_certificate_names_the_extras() -> None:
 
     assert "tls_client_auth" in message
     assert "'transport_cert'" in message
-    assert "'transport_key'" in message
+    assert "'transport_private_key'" in message
 
 
 def test_private_key_jwt_without_signing_key_names_the_extra() -> None:
     message = refused(auth_method="private_key_jwt", **MTLS)
 
     assert "private_key_jwt" in message
-    assert "'signing_key'" in message
+    assert "'signing_private_key'" in message
 
 
 @pytest.mark.parametrize(
-    ("given", "missing"), [("transport_cert", "transport_key"), ("transport_key", "transport_cert")]
+    ("given", "missing"),
+    [("transport_cert", "transport_private_key"), ("transport_private_key", "transport_cert")],
 )
 def test_only_one_of_certificate_and_key_names_the_missing_one(given: str, missing: str) -> None:
-    message = refused(auth_method="private_key_jwt", signing_key="/k", **{given: "/x.pem"})
+    message = refused(auth_method="private_key_jwt", signing_private_key="/k", **{given: "/x.pem"})
 
-    assert "only one of transport_cert/transport_key" in message
+    assert "only one of transport_cert/transport_private_key" in message
     assert f"set {missing} too" in message
 
 
@@ -289,7 +289,7 @@ def test_zero_and_negative_numbers_are_refused(name: str, value: Any) -> None:
     assert f"Connection extra {name!r} must be greater than 0" in message
 
 
-@pytest.mark.parametrize("name", ["scope", "transport_cert", "signing_key", "api_base_url"])
+@pytest.mark.parametrize("name", ["scope", "transport_cert", "signing_private_key", "api_base_url"])
 def test_non_string_text_extras_are_refused(name: str) -> None:
     extra: dict[str, Any] = {**MTLS, name: 42}
     message = refused(**extra)
@@ -371,8 +371,8 @@ def test_secrets_are_not_in_repr() -> None:
     pem_key = "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n-----END PRIVATE KEY-----"
     result = settings(
         transport_cert="/certs/transport-cert-path.pem",
-        transport_key=pem_key,
-        signing_key="-----BEGIN PRIVATE KEY-----\nSIGNINGSECRET\n-----END PRIVATE KEY-----",
+        transport_private_key=pem_key,
+        signing_private_key="-----BEGIN PRIVATE KEY-----\nSIGNINGSECRET\n-----END PRIVATE KEY-----",
         ca_bundle="/certs/ca-bundle-path.pem",
         password="passphrase-value",
     )
@@ -388,7 +388,7 @@ def test_secrets_are_not_in_repr() -> None:
 def test_errors_do_not_echo_key_material() -> None:
     pem_key = "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n-----END PRIVATE KEY-----"
 
-    message = refused(transport_key=pem_key, password="passphrase-value")
+    message = refused(transport_private_key=pem_key, password="passphrase-value")
 
     assert "TOPSECRETKEYMATERIAL" not in message
     assert "passphrase-value" not in message

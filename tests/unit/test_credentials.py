@@ -75,7 +75,7 @@ def test_path_and_pem_text_and_escaped_pem_give_the_same_certificate(pki: Sandbo
 
 
 def test_escaped_pem_key_is_loaded(pki: SandboxPki) -> None:
-    key = load_private_key(escaped(pem(pki.key("tls-client"))), None, "transport_key")
+    key = load_private_key(escaped(pem(pki.key("tls-client"))), None, "transport_private_key")
 
     assert isinstance(key, rsa.RSAPrivateKey)
     assert key.public_key().public_numbers() == certificate_numbers(pki, "tls-client")
@@ -85,9 +85,9 @@ def test_escaped_pem_key_is_loaded(pki: SandboxPki) -> None:
 def test_pem_key_pasted_into_a_single_line_field(pki: SandboxPki, separator: str) -> None:
     one_line = separator.join(pem(pki.key("tls-client")).strip().splitlines())
 
-    key = load_private_key(one_line, None, "transport_key")
+    key = load_private_key(one_line, None, "transport_private_key")
     material = build_tls_material(
-        ca_bundle=None, transport_cert=str(pki.cert("tls-client")), transport_key=one_line, passphrase=None
+        ca_bundle=None, transport_cert=str(pki.cert("tls-client")), transport_private_key=one_line, passphrase=None
     )
 
     assert isinstance(key, rsa.RSAPrivateKey)
@@ -118,7 +118,7 @@ def test_missing_file_names_the_field_and_the_path(tmp_path: Path) -> None:
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     with pytest.raises(CredentialError, match="is a directory, not a PEM file"):
-        load_private_key(str(tmp_path), None, "transport_key")
+        load_private_key(str(tmp_path), None, "transport_private_key")
 
 
 def test_unreadable_file_says_permission_denied(
@@ -138,7 +138,7 @@ def test_unreadable_file_says_permission_denied(
         monkeypatch.setattr(Path, "read_bytes", read_bytes)
 
     with pytest.raises(CredentialError) as caught:
-        load_private_key(str(path), None, "transport_key")
+        load_private_key(str(path), None, "transport_private_key")
 
     assert "permission denied" in str(caught.value)
     assert "readable by the Airflow worker's user" in str(caught.value)
@@ -162,9 +162,9 @@ def test_key_given_where_certificate_expected(pki: SandboxPki) -> None:
 
 def test_certificate_given_where_key_expected(pki: SandboxPki) -> None:
     with pytest.raises(CredentialError) as caught:
-        load_private_key(pem(pki.cert("tls-client")), None, "transport_key")
+        load_private_key(pem(pki.cert("tls-client")), None, "transport_private_key")
 
-    assert "transport_key does not contain a PEM private key" in str(caught.value)
+    assert "transport_private_key does not contain a PEM private key" in str(caught.value)
     assert "not the certificate" in str(caught.value)
 
 
@@ -217,7 +217,7 @@ def test_valid_certificate_does_not_warn(pki: SandboxPki, caplog: pytest.LogCapt
 
 
 def test_encrypted_key_with_right_passphrase(pki: SandboxPki, kit: Any) -> None:
-    key = load_private_key(str(pki.encrypted_key), kit.KEY_PASSPHRASE, "transport_key")
+    key = load_private_key(str(pki.encrypted_key), kit.KEY_PASSPHRASE, "transport_private_key")
 
     assert isinstance(key, rsa.RSAPrivateKey)
     assert key.public_key().public_numbers() == certificate_numbers(pki, "tls-client")
@@ -225,9 +225,9 @@ def test_encrypted_key_with_right_passphrase(pki: SandboxPki, kit: Any) -> None:
 
 def test_encrypted_key_without_passphrase_says_where_to_put_it(pki: SandboxPki) -> None:
     with pytest.raises(CredentialError) as caught:
-        load_private_key(str(pki.encrypted_key), None, "transport_key")
+        load_private_key(str(pki.encrypted_key), None, "transport_private_key")
 
-    assert "transport_key is encrypted" in str(caught.value)
+    assert "transport_private_key is encrypted" in str(caught.value)
     assert "Password field" in str(caught.value)
 
 
@@ -236,7 +236,7 @@ def test_encrypted_key_with_wrong_passphrase(pki: SandboxPki, extra_pki: Any, wh
     path = pki.encrypted_key if which == "pkcs8" else extra_pki.traditional_encrypted_key
 
     with pytest.raises(CredentialError) as caught:
-        load_private_key(str(path), "wrong-passphrase", "transport_key")
+        load_private_key(str(path), "wrong-passphrase", "transport_private_key")
 
     assert "could not be decrypted" in str(caught.value)
     assert "passphrase (connection Password) is wrong" in str(caught.value)
@@ -245,7 +245,7 @@ def test_encrypted_key_with_wrong_passphrase(pki: SandboxPki, extra_pki: Any, wh
 
 def test_passphrase_for_an_unencrypted_key_is_ignored(pki: SandboxPki) -> None:
     # One Password field serves both keys: an unencrypted one must still load when it is set.
-    key = load_private_key(str(pki.key("tls-client")), "some-passphrase", "transport_key")
+    key = load_private_key(str(pki.key("tls-client")), "some-passphrase", "transport_private_key")
 
     assert isinstance(key, rsa.RSAPrivateKey)
 
@@ -302,7 +302,7 @@ def test_thumbprint_is_base64url_sha256_of_der(pki: SandboxPki, name: str) -> No
 
 
 def test_server_only_material_has_strict_context() -> None:
-    material = build_tls_material(ca_bundle=None, transport_cert=None, transport_key=None, passphrase=None)
+    material = build_tls_material(ca_bundle=None, transport_cert=None, transport_private_key=None, passphrase=None)
 
     context = material.server_only_context
     assert material.mtls_context is None
@@ -320,7 +320,7 @@ def test_mtls_material_from_paths_or_pem_text(pki: SandboxPki, form: str) -> Non
     material = build_tls_material(
         ca_bundle=value(pki.ca_cert),
         transport_cert=value(pki.cert("tls-client")),
-        transport_key=value(pki.key("tls-client")),
+        transport_private_key=value(pki.key("tls-client")),
         passphrase=None,
     )
 
@@ -345,7 +345,7 @@ def test_mtls_material_with_encrypted_pem_key(pki: SandboxPki, kit: Any) -> None
     material = build_tls_material(
         ca_bundle=None,
         transport_cert=pem(pki.cert("tls-client")),
-        transport_key=pem(pki.encrypted_key),
+        transport_private_key=pem(pki.encrypted_key),
         passphrase=kit.KEY_PASSPHRASE,
     )
 
@@ -357,7 +357,7 @@ def test_ec_transport_certificate(extra_pki: Any) -> None:
     material = build_tls_material(
         ca_bundle=None,
         transport_cert=str(extra_pki.ec_transport_cert),
-        transport_key=str(extra_pki.ec_transport_key),
+        transport_private_key=str(extra_pki.ec_transport_key),
         passphrase=None,
     )
 
@@ -370,12 +370,12 @@ def test_key_not_matching_certificate(pki: SandboxPki) -> None:
         build_tls_material(
             ca_bundle=None,
             transport_cert=str(pki.cert("tls-client")),
-            transport_key=str(pki.key("other-client")),
+            transport_private_key=str(pki.key("other-client")),
             passphrase=None,
         )
 
     message = str(caught.value)
-    assert "transport_key does not match transport_cert" in message
+    assert "transport_private_key does not match transport_cert" in message
     assert "CN=tls-client" in message
 
 
@@ -384,21 +384,23 @@ def test_expired_certificate_is_refused_by_build(pki: SandboxPki) -> None:
         build_tls_material(
             ca_bundle=None,
             transport_cert=str(pki.cert("expired-client")),
-            transport_key=str(pki.key("expired-client")),
+            transport_private_key=str(pki.key("expired-client")),
             passphrase=None,
         )
 
 
 def test_ca_bundle_without_certificate(pki: SandboxPki) -> None:
     with pytest.raises(CredentialError, match="ca_bundle does not contain any PEM certificate"):
-        build_tls_material(ca_bundle=pem(pki.key("ca")), transport_cert=None, transport_key=None, passphrase=None)
+        build_tls_material(
+            ca_bundle=pem(pki.key("ca")), transport_cert=None, transport_private_key=None, passphrase=None
+        )
 
 
 def test_corrupt_ca_bundle_is_a_credential_error() -> None:
     corrupt = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
 
     with pytest.raises(CredentialError, match="ca_bundle"):
-        build_tls_material(ca_bundle=corrupt, transport_cert=None, transport_key=None, passphrase=None)
+        build_tls_material(ca_bundle=corrupt, transport_cert=None, transport_private_key=None, passphrase=None)
 
 
 # -- temporary files of PEM text -------------------------------------------------------------------
@@ -442,7 +444,7 @@ def test_pem_text_goes_to_private_files_removed_afterwards(
     build_tls_material(
         ca_bundle=None,
         transport_cert=pem(pki.cert("tls-client")),
-        transport_key=pem(pki.key("tls-client")),
+        transport_private_key=pem(pki.key("tls-client")),
         passphrase=None,
     )
 
@@ -465,7 +467,7 @@ def test_mixed_path_and_pem_text_only_writes_the_text(
     build_tls_material(
         ca_bundle=None,
         transport_cert=str(pki.cert("tls-client")),
-        transport_key=pem(pki.key("tls-client")),
+        transport_private_key=pem(pki.key("tls-client")),
         passphrase=None,
     )
 
@@ -481,7 +483,7 @@ def test_paths_only_write_no_temporary_files(
     build_tls_material(
         ca_bundle=None,
         transport_cert=str(pki.cert("tls-client")),
-        transport_key=str(pki.key("tls-client")),
+        transport_private_key=str(pki.key("tls-client")),
         passphrase=None,
     )
 
@@ -502,7 +504,7 @@ def test_key_text_is_written_encrypted_under_a_one_time_passphrase(
         build_tls_material(
             ca_bundle=None,
             transport_cert=pem(pki.cert("tls-client")),
-            transport_key=pem(key_file),
+            transport_private_key=pem(key_file),
             passphrase=passphrase,
         )
 
@@ -537,7 +539,7 @@ def stall(self, certfile, keyfile=None, password=None):
 
 ssl.SSLContext.load_cert_chain = stall
 build_tls_material(
-    ca_bundle=None, transport_cert=os.environ["CERT_PEM"], transport_key=os.environ["KEY_PEM"], passphrase=None
+    ca_bundle=None, transport_cert=os.environ["CERT_PEM"], transport_private_key=os.environ["KEY_PEM"], passphrase=None
 )
 """
 
@@ -591,11 +593,13 @@ def test_temporary_files_are_removed_when_openssl_fails(
 
     monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", failing)
 
-    with pytest.raises(CredentialError, match="OpenSSL could not load transport_cert/transport_key: KEY_VALUES"):
+    with pytest.raises(
+        CredentialError, match="OpenSSL could not load transport_cert/transport_private_key: KEY_VALUES"
+    ):
         build_tls_material(
             ca_bundle=None,
             transport_cert=pem(pki.cert("tls-client")),
-            transport_key=pem(pki.key("tls-client")),
+            transport_private_key=pem(pki.key("tls-client")),
             passphrase=None,
         )
 
@@ -609,7 +613,7 @@ def test_no_temporary_files_left_when_validation_fails(pki: SandboxPki, private_
         build_tls_material(
             ca_bundle=None,
             transport_cert=pem(pki.cert("tls-client")),
-            transport_key=pem(pki.key("other-client")),
+            transport_private_key=pem(pki.key("other-client")),
             passphrase=None,
         )
 
@@ -622,7 +626,10 @@ def test_key_material_not_in_error_messages(pki: SandboxPki) -> None:
 
     with pytest.raises(CredentialError) as caught:
         build_tls_material(
-            ca_bundle=None, transport_cert=pem(pki.cert("tls-client")), transport_key=key_text, passphrase="pw-xyz"
+            ca_bundle=None,
+            transport_cert=pem(pki.cert("tls-client")),
+            transport_private_key=key_text,
+            passphrase="pw-xyz",
         )
 
     assert body_line not in str(caught.value)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.metadata
-import inspect
 import json
 import re
 import warnings
@@ -14,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_raidiam import connection
 from airflow_provider_raidiam.connection import RaidiamSettings
+from airflow_provider_raidiam.connection_fields import EXTRA_FIELDS
+from airflow_provider_raidiam.exceptions import ConfigurationError
 from airflow_provider_raidiam.get_provider_info import get_provider_info
 
 DISTRIBUTION = "airflow-provider-raidiam"
@@ -42,23 +41,6 @@ def connection_type(info: dict[str, Any]) -> dict[str, Any]:
 def conn_fields(connection_type: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = connection_type["conn-fields"]
     return fields
-
-
-def extras_read_by_settings() -> set[str]:
-    """Every extra name ``RaidiamSettings.from_fields`` reads, found in its source (calls ``f(extra, "name")``)."""
-    tree = ast.parse(inspect.getsource(connection))
-    names = set()
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and len(node.args) >= 2
-            and isinstance(node.args[0], ast.Name)
-            and node.args[0].id == "extra"
-            and isinstance(node.args[1], ast.Constant)
-            and isinstance(node.args[1].value, str)
-        ):
-            names.add(node.args[1].value)
-    return names
 
 
 def test_package_name_is_the_installed_distribution(info: dict[str, Any]) -> None:
@@ -105,78 +87,59 @@ def test_listed_modules_import(info: dict[str, Any]) -> None:
         importlib.import_module(module)
 
 
-def test_conn_fields_are_exactly_the_extras_settings_read(conn_fields: dict[str, Any]) -> None:
-    read = extras_read_by_settings()
-
-    assert read, "found no extras in connection.py: the source scan is broken"
-    assert set(conn_fields) == read, (
-        f"in the form but never read: {sorted(set(conn_fields) - read)}; "
-        f"read but not in the form: {sorted(read - set(conn_fields))}"
-    )
-
-
-# One non-default value per form field, to show that each one changes the settings.
-NON_DEFAULTS: dict[str, Any] = {
-    "auth_method": "private_key_jwt",
-    "api_base_url": "https://matls-api.example.test",
-    "scope": "directory:website",
-    "transport_cert": "/other/transport.pem",
-    "transport_key": "/other/transport.key",
-    "ca_bundle": "/other/ca.pem",
-    "signing_key": "/other/signing.key",
-    "signing_key_id": "kid-9",
-    "signing_alg": "ES256",
-    "assertion_audience": "token_endpoint",
-    "discovery_url": "https://conf.example.test/.well-known/openid-configuration",
-    "participants_url": "https://data.example.test/participants",
-    "timeout": 7,
-    "page_size": 20,
-    "max_workers": 2,
-    "max_pages": 50,
-    "max_response_bytes": 4096,
-    "attempt_deadline": 9,
-    "max_requests_per_second": 5,
-    "throttle_timeout": 60,
-}
+def test_conn_fields_are_the_extra_fields_in_form_order(conn_fields: dict[str, Any]) -> None:
+    assert list(conn_fields) == [field.name for field in EXTRA_FIELDS]
+    for name, entry in conn_fields.items():
+        assert set(entry) == {"label", "description", "schema"}, name
+        assert entry["label"], name
+        assert entry["description"], name
+        assert "type" in entry["schema"], name
 
 
-def test_every_conn_field_changes_the_settings(conn_fields: dict[str, Any]) -> None:
-    assert set(NON_DEFAULTS) == set(conn_fields)
-    base_extra = {"transport_cert": "/t.pem", "transport_key": "/t.key", "signing_key": "/s.key"}
-    baseline = RaidiamSettings.from_fields(host="https://auth.example.test", login="c", extra=base_extra)
-
-    for name, value in NON_DEFAULTS.items():
-        changed = RaidiamSettings.from_fields(
-            host="https://auth.example.test", login="c", extra={**base_extra, name: value}
-        )
-        assert changed != baseline, f"extra {name!r} did not change the settings"
-
-
-def test_schema_defaults_match_the_settings_defaults(conn_fields: dict[str, Any]) -> None:
+def test_the_forms_defaults_are_the_settings_of_an_empty_connection(conn_fields: dict[str, Any]) -> None:
     settings = RaidiamSettings.from_fields(
-        host="https://auth.example.test", login="c", extra={"transport_cert": "/t.pem", "transport_key": "/t.key"}
+        host="https://auth.example.test",
+        login="c",
+        extra={"transport_cert": "/t.pem", "transport_private_key": "/t.key"},
     )
 
-    for name, field in conn_fields.items():
-        if "default" in field["schema"]:
-            assert getattr(settings, name) == field["schema"]["default"], name
+    defaults = {name: entry["schema"]["default"] for name, entry in conn_fields.items() if "default" in entry["schema"]}
+    assert defaults == {
+        "auth_method": "tls_client_auth",
+        "scope": "directory:software",
+        "signing_alg": "PS256",
+        "assertion_audience": "issuer",
+        "timeout": 30,
+        "page_size": 1000,
+        "max_workers": 16,
+        "max_pages": 10_000,
+        "throttle_timeout": 300,
+        "max_response_bytes": 64 * 1024 * 1024,
+        "attempt_deadline": 120,
+    }
+    for name, default in defaults.items():
+        assert getattr(settings, name) == default, name
 
 
-def test_enums_match_what_settings_accept(conn_fields: dict[str, Any]) -> None:
-    assert conn_fields["auth_method"]["schema"]["enum"] == [m.value for m in connection.AuthMethod]
-    assert conn_fields["signing_alg"]["schema"]["enum"] == list(connection.SIGNING_ALGORITHMS)
+def test_every_drop_down_choice_is_accepted_and_nothing_else(conn_fields: dict[str, Any]) -> None:
+    base = {"transport_cert": "/t.pem", "transport_private_key": "/t.key", "signing_private_key": "/s.key"}
+    drop_downs = {name: entry["schema"]["enum"] for name, entry in conn_fields.items() if "enum" in entry["schema"]}
+
+    assert set(drop_downs) == {"auth_method", "signing_alg"}
+    for name, choices in drop_downs.items():
+        for choice in choices:
+            settings = RaidiamSettings.from_fields(
+                host="https://a.example.test", login="c", extra={**base, name: choice}
+            )
+            assert getattr(settings, name) == choice
+        with pytest.raises(ConfigurationError, match=f"Unknown {name} 'other': use one of {re.escape(str(choices))}"):
+            RaidiamSettings.from_fields(host="https://a.example.test", login="c", extra={**base, name: "other"})
 
 
-@pytest.mark.parametrize("name", ["transport_key", "signing_key"])
-def test_key_material_fields_are_passwords(conn_fields: dict[str, Any], name: str) -> None:
-    assert conn_fields[name]["schema"]["format"] == "password"
+def test_the_password_inputs_are_the_private_keys(conn_fields: dict[str, Any]) -> None:
+    passwords = {name for name, entry in conn_fields.items() if entry["schema"].get("format") == "password"}
 
-
-def test_every_field_has_label_description_and_schema(conn_fields: dict[str, Any]) -> None:
-    for name, field in conn_fields.items():
-        assert field["label"], name
-        assert field["description"], name
-        assert "type" in field["schema"], name
+    assert passwords == {"transport_private_key", "signing_private_key"}
 
 
 def test_field_behaviour(connection_type: dict[str, Any], conn_fields: dict[str, Any]) -> None:
@@ -203,5 +166,7 @@ def test_airflow_providers_manager_registers_the_hook(conn_fields: dict[str, Any
     assert hook.connection_testable is True
     ours = {key.removeprefix("extra__raidiam__"): value for key, value in widgets.items() if "__raidiam__" in key}
     assert set(ours) == set(conn_fields)
-    assert ours["transport_key"].is_sensitive
-    assert ours["signing_key"].is_sensitive
+    assert {name for name, widget in ours.items() if widget.is_sensitive} == {
+        "transport_private_key",
+        "signing_private_key",
+    }

@@ -3,18 +3,16 @@
 ``test_provider_info.py`` checks the listed names (modules import, the hook class, extras found in
 ``connection.py``'s source). This module checks the other way round and by behaviour: every hook and
 operator module of the package is listed, the hook's ``conn_name_attr`` is what its ``__init__`` and the
-operators take, the extras ``RaidiamSettings.from_fields`` reads *at run time* are the form's fields, and
-the form's password fields are exactly the values the hook treats as secrets.
+operators take, and the form's password fields are exactly the values the hook registers as secrets.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import json
 import pkgutil
-from collections.abc import Callable
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -22,8 +20,8 @@ import pytest
 from airflow.sdk import BaseHook, BaseOperator
 
 import airflow_provider_raidiam
-from airflow_provider_raidiam import connection
 from airflow_provider_raidiam.connection import RaidiamSettings
+from airflow_provider_raidiam.exceptions import RaidiamDeprecationWarning
 from airflow_provider_raidiam.get_provider_info import get_provider_info
 
 PACKAGE = airflow_provider_raidiam.__name__
@@ -113,110 +111,46 @@ def test_every_public_operator_takes_the_hooks_conn_name_attr() -> None:
         assert conn_name_attr in inspect.signature(operator.__init__).parameters, operator.__name__
 
 
-# ---- the form's fields against what the settings read ---------------------------------------------
-
-
-def extras_read_at_run_time(monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any]) -> set[str]:
-    """Names ``from_fields`` looks up in ``extra``, recorded by wrapping every ``f(extra, name, ...)`` reader."""
-    seen: set[str] = set()
-    readers = [
-        (name, function)
-        for name, function in vars(connection).items()
-        if inspect.isfunction(function)
-        and function.__module__ == connection.__name__
-        and list(inspect.signature(function).parameters)[:2] == ["extra", "name"]
-    ]
-    assert readers, "connection.py has no reader f(extra, name, ...): update this test"
-
-    def recording(function: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(function)
-        def wrapper(extra: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-            seen.add(name)
-            return function(extra, name, *args, **kwargs)
-
-        return wrapper
-
-    for name, function in readers:
-        monkeypatch.setattr(connection, name, recording(function))
-    RaidiamSettings.from_fields(host="https://auth.example.test", login="client", extra=extra)
-    return seen
-
-
-def test_the_extras_settings_read_are_exactly_the_form_fields(monkeypatch: pytest.MonkeyPatch) -> None:
-    read = extras_read_at_run_time(monkeypatch, {"transport_cert": "/t.pem", "transport_key": "/t.key"})
-
-    assert read == set(CONN_FIELDS), (
-        f"read but not in the form: {sorted(read - set(CONN_FIELDS))}; "
-        f"in the form but never read: {sorted(set(CONN_FIELDS) - read)}"
-    )
-
-
-def test_known_extras_list_is_the_form_fields() -> None:
-    known = getattr(connection, "KNOWN_EXTRAS", None)
-    if known is None:
-        pytest.skip("connection.py keeps no list of known extras")
-
-    assert set(known) == set(CONN_FIELDS)
-
-
-def test_unknown_extras_are_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    extra = {"transport_cert": "/t.pem", "transport_key": "/t.key", "not_a_field": "x"}
-
-    assert "not_a_field" not in extras_read_at_run_time(monkeypatch, extra)
-
-
 # ---- password fields against the secrets ----------------------------------------------------------
 
-# One distinct value per form field, every text one in PEM form, so that the hook masks whatever it
-# considers secret key material. URLs, enums and numbers must stay valid for from_fields.
-DISTINCT_VALUES: dict[str, Any] = {
-    "auth_method": "private_key_jwt",
-    "api_base_url": "https://matls-api.example.test",
-    "scope": "-----BEGIN-scope",
-    "transport_cert": "-----BEGIN CERTIFICATE-----\ncert\n-----END CERTIFICATE-----",
-    "transport_key": "-----BEGIN PRIVATE KEY-----\ntransport\n-----END PRIVATE KEY-----",
-    "ca_bundle": "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----",
-    "signing_key": "-----BEGIN PRIVATE KEY-----\nsigning\n-----END PRIVATE KEY-----",
-    "signing_key_id": "-----BEGIN-kid",
-    "signing_alg": "ES256",
-    "assertion_audience": "https://audience.example.test",
-    "discovery_url": "https://auth.example.test/.well-known/openid-configuration",
-    "participants_url": "https://data.example.test/participants",
-    "timeout": 7,
-    "page_size": 20,
-    "max_workers": 2,
-    "max_pages": 50,
-    "max_response_bytes": 4096,
-    "attempt_deadline": 9,
-    "max_requests_per_second": 5,
-    "throttle_timeout": 60,
-}
 
+@pytest.mark.parametrize("key_names", ["current", "deprecated"])
+def test_the_hook_masks_exactly_the_password_fields_and_the_passphrase(
+    monkeypatch: pytest.MonkeyPatch, key_names: str
+) -> None:
+    """Reading a connection registers its key material with Airflow's real secret masker, and nothing else.
 
-def test_password_fields_are_exactly_what_the_hook_masks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_provider_raidiam.hooks import raidiam
+    Airflow itself masks extras with a sensitive name when a connection is read; under the deprecated
+    names (not sensitive to Airflow) the keys are masked by the hook alone.
+    """
+    from airflow.sdk._shared.secrets_masker import redact
 
-    assert set(DISTINCT_VALUES) == set(CONN_FIELDS), "give every form field a value here"
-    masked: list[str] = []
-    monkeypatch.setattr(raidiam, "mask_secret", masked.append)
-    conn = {
-        "conn_type": "raidiam",
-        "host": "https://auth.example.test",
-        "login": "client",
-        "password": "pass-phrase-123",
-        "extra": DISTINCT_VALUES,
+    from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
+
+    def pem(name: str) -> str:
+        return f"-----BEGIN PRIVATE KEY-----\n{name}-{key_names}-material\n-----END PRIVATE KEY-----"
+
+    values = {
+        "auth_method": "private_key_jwt",
+        "transport_cert": pem("transport_cert"),
+        "transport_private_key": pem("transport_private_key"),
+        "ca_bundle": pem("ca_bundle"),
+        "signing_private_key": pem("signing_private_key"),
+        "signing_key_id": f"kid-of-the-{key_names}-probe",
     }
-    monkeypatch.setenv("AIRFLOW_CONN_RAIDIAM_SECRETS_PROBE", json.dumps(conn))
+    old_names = {"transport_private_key": "transport_key", "signing_private_key": "signing_key"}
+    extra = {old_names.get(name, name) if key_names == "deprecated" else name: v for name, v in values.items()}
+    passphrase = f"pass-phrase-{key_names}"
+    conn = {"conn_type": "raidiam", "host": "https://auth.example.test", "login": "client", "password": passphrase}
+    monkeypatch.setenv("AIRFLOW_CONN_RAIDIAM_SECRETS_PROBE", json.dumps({**conn, "extra": extra}))
 
-    hook = raidiam.RaidiamHook(raidiam_conn_id="raidiam_secrets_probe")
-    hook.settings  # noqa: B018 - reading it registers the secrets
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RaidiamDeprecationWarning)
+        RaidiamHook(raidiam_conn_id="raidiam_secrets_probe").settings  # noqa: B018 - registers the secrets
 
-    masked_fields = {name for name, value in DISTINCT_VALUES.items() if value in masked}
-    assert "pass-phrase-123" in masked, "the passphrase (Password field) is not masked"
-    assert masked_fields == PASSWORD_FIELDS, (
-        f"masked but shown in clear in the form: {sorted(masked_fields - PASSWORD_FIELDS)}; "
-        f"password inputs the hook does not mask: {sorted(PASSWORD_FIELDS - masked_fields)}"
-    )
+    masked = {name for name, value in values.items() if redact(f"x {value} y") == "x *** y"}
+    assert masked == PASSWORD_FIELDS
+    assert redact(f"x {passphrase} y") == "x *** y"
 
 
 def test_the_password_standard_field_is_the_key_passphrase() -> None:
@@ -225,25 +159,9 @@ def test_the_password_standard_field_is_the_key_passphrase() -> None:
         host="https://auth.example.test",
         login="client",
         password="pass-phrase-123",
-        extra={"transport_cert": "/t.pem", "transport_key": "/t.key"},
+        extra={"transport_cert": "/t.pem", "transport_private_key": "/t.key"},
     )
 
     assert settings.key_passphrase == "pass-phrase-123"
     assert "passphrase" in relabeling["password"].lower()
     assert "password" not in CONNECTION_TYPE["ui-field-behaviour"]["hidden-fields"]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="Airflow redacts extras by key name (DEFAULT_SENSITIVE_FIELDS, substring match): 'transport_key' and "
-    "'signing_key' match none, so PEM text stored in them is shown in clear by the REST API and the UI's edit "
-    "form unless [core] sensitive_var_conn_names lists them. Renaming them to '*_private_key' would fix it.",
-)
-def test_airflow_redacts_every_password_field_by_default() -> None:
-    from airflow._shared.secrets_masker.secrets_masker import DEFAULT_SENSITIVE_FIELDS
-
-    def redacted(name: str) -> bool:
-        return any(word in name.lower() for word in DEFAULT_SENSITIVE_FIELDS)
-
-    assert redacted("password"), "the check itself is broken"
-    assert {name for name in PASSWORD_FIELDS if not redacted(name)} == set()

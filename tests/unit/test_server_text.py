@@ -102,7 +102,7 @@ def shared_tls(pki: Any) -> TlsMaterial:
     return build_tls_material(
         ca_bundle=str(pki.ca_cert),
         transport_cert=str(pki.cert("tls-client")),
-        transport_key=str(pki.key("tls-client")),
+        transport_private_key=str(pki.key("tls-client")),
         passphrase=None,
     )
 
