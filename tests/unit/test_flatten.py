@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import time
 from typing import Any
 
 import pandas as pd
@@ -546,8 +545,8 @@ def test_schema_declarations_are_consistent() -> None:
         assert all(table.dtypes[c] == "string" for c in ids), table.name
 
 
-def test_build_speed_is_linear_enough() -> None:
-    """20k API resources (with their endpoints) build in well under the time a quadratic path would take."""
+def test_twenty_thousand_nested_resources_build_into_one_row_each() -> None:
+    """20k API resources (with their endpoints) flatten to one row each (speed is measured in benchmarks/)."""
     records = [as_record(f"as-{i:05d}") for i in range(2_000)]
     for record in records:
         record["ApiResources"] = record["ApiResources"] * 10
@@ -555,8 +554,6 @@ def test_build_speed_is_linear_enough() -> None:
             resource_id = f"{record['AuthorisationServerId']}-{j}"
             endpoints = [{**e, "ApiDiscoveryId": f"{resource_id}-d"} for e in resource["ApiDiscoveryEndpoints"]]
             record["ApiResources"][j] = {**resource, "ApiResourceId": resource_id, "ApiDiscoveryEndpoints": endpoints}
-    start = time.perf_counter()
     out = flatten(records, "authorisation_servers", inherited={"organisation_id": ["org-1"] * len(records)})
-    elapsed = time.perf_counter() - start
     assert len(out["api_resources"]) == 20_000
-    assert elapsed < 10, elapsed
+    assert out["api_resources"]["api_resource_id"].is_unique
