@@ -36,7 +36,6 @@ targets of issue #5 (PASS/FAIL). ``--check`` makes a failed target exit non-zero
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import gc
 import json
@@ -58,7 +57,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
-DAG_FILE = ROOT / "dags" / "raidiam_directory_snapshot.py"
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 CONN_ID = "raidiam_bench"
 CHILD_TIMEOUT = 3600.0
@@ -80,16 +78,10 @@ ROUTE_SS_CERTS = ORG + "/softwarestatements/{SoftwareStatementId}/certificates"
 
 
 def snapshot_tables() -> list[str]:
-    """``SNAPSHOT_TABLES`` of the snapshot DAG, read without importing Airflow or building the DAG."""
-    tree = ast.parse(DAG_FILE.read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "SNAPSHOT_TABLES" for t in node.targets
-        ):
-            tables = ast.literal_eval(node.value)
-            assert isinstance(tables, list)
-            return [str(t) for t in tables]
-    raise SystemExit(f"SNAPSHOT_TABLES not found in {DAG_FILE}")
+    """The tables of the snapshot DAG (``SNAPSHOT_TABLES`` of the catalogue, which the DAG uses)."""
+    from airflow_provider_raidiam.directory.catalogue import SNAPSHOT_TABLES
+
+    return list(SNAPSHOT_TABLES)
 
 
 # ---- the fetch plan ------------------------------------------------------------------------------

@@ -13,19 +13,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, task
 
+from airflow_provider_raidiam.directory.catalogue import SNAPSHOT_TABLES
 from airflow_provider_raidiam.operators.directory import RaidiamDirectoryOperator
-
-SNAPSHOT_TABLES = [
-    "organisations",
-    "authorisation_servers",
-    "api_resources",
-    "api_discovery_endpoints",
-    "authorisation_server_certifications",
-    "software_statements",
-    "software_statement_certifications",
-    "software_statement_certificates",
-    "organisation_certificates",
-]
 
 with DAG(
     dag_id="raidiam_directory_snapshot",
@@ -37,7 +26,7 @@ with DAG(
 ):
     snapshot = RaidiamDirectoryOperator(
         task_id="snapshot",
-        tables=SNAPSHOT_TABLES,
+        tables=list(SNAPSHOT_TABLES),
         output_uri="{{ var.value.get('raidiam_output_root', 'file:///tmp/raidiam') }}/snapshot/{{ ds }}",
     )
 

@@ -394,6 +394,19 @@ SOURCES: dict[str, Source] = {
 PARTICIPANT_TABLES: tuple[str, ...] = tuple(descendants("participants_organisations"))
 """The tables read from the public participants list (no token needed)."""
 
+SNAPSHOT_TABLES: tuple[str, ...] = (
+    "organisations",
+    "authorisation_servers",
+    "api_resources",
+    "api_discovery_endpoints",
+    "authorisation_server_certifications",
+    "software_statements",
+    "software_statement_certifications",
+    "software_statement_certificates",
+    "organisation_certificates",
+)
+"""The tables of the example ``raidiam_directory_snapshot`` DAG (also read by its tests and benchmark)."""
+
 _ROOT_OF = {table: root for root in SOURCES for table in descendants(root)}
 if set(_ROOT_OF) != set(TABLES):  # pragma: no cover - a schema/catalogue mismatch is a programming error
     raise RuntimeError(f"tables without a source: {sorted(set(TABLES) - set(_ROOT_OF))}")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
+from logging import Logger
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_raidiam.client import RaidiamClient
+from airflow_provider_raidiam.client import PublicClient, RaidiamClient
 from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.connection_fields import EXTRA_FIELDS
 from airflow_provider_raidiam.credentials import is_pem_text
-from airflow_provider_raidiam.exceptions import RaidiamError
+from airflow_provider_raidiam.exceptions import ConfigurationError, RaidiamError
 from airflow_provider_raidiam.form_fallback import connection_form_widgets, ui_field_behaviour
 from airflow_provider_raidiam.get_provider_info import get_provider_info
 from airflow_provider_raidiam.version_compat import BaseHook, mask_secret
@@ -90,6 +91,10 @@ class RaidiamHook(BaseHook):
         """Call the Directory API; see :meth:`RaidiamClient.request`."""
         return self.client.request(method, endpoint, **kwargs)
 
+    def get_json(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET one Directory endpoint (no paging) and return its parsed JSON; see :meth:`RaidiamClient.get_json`."""
+        return self.client.get_json(endpoint, params=params)
+
     def paginate(
         self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
     ) -> Iterator[dict[str, Any]]:
@@ -120,6 +125,49 @@ class RaidiamHook(BaseHook):
         filters.setdefault("participants_url", self.settings.participants_url)
         frames: dict[str, pd.DataFrame] = read_tables(self.client, tables, **filters)
         return frames
+
+    def get_participant_dfs(
+        self, tables: Sequence[str], participants_url: str | None = None
+    ) -> dict[str, pd.DataFrame]:
+        """Read ``participants_*`` tables from the public participants list (no token, no client certificate).
+
+        :param tables: names from ``PARTICIPANT_TABLES`` of the catalogue.
+        :param participants_url: instead of the connection's ``participants_url`` (its host is then allowed).
+        :raises ConfigurationError: no participants URL here nor on the connection, or an unknown table.
+        """
+        from airflow_provider_raidiam.directory.catalogue import read_participant_tables
+
+        url = participants_url or self.settings.participants_url
+        if url is None:
+            raise ConfigurationError(
+                f"No participants URL: set participants_url on the operator or on connection {self.raidiam_conn_id!r}."
+            )
+        if participants_url is not None:
+            self.client.allow_public(participants_url)
+        frames: dict[str, pd.DataFrame] = read_participant_tables(self.client, url, tables)
+        return frames
+
+    @staticmethod
+    def get_public_participant_dfs(
+        participants_url: str, tables: Sequence[str], *, ca_bundle: str | None = None, logger: Logger | None = None
+    ) -> dict[str, pd.DataFrame]:
+        """Like :meth:`get_participant_dfs`, without a connection: only ``participants_url``'s host is reachable.
+
+        :param ca_bundle: CA file path or PEM text to trust instead of the system store.
+        """
+        from airflow_provider_raidiam.directory.catalogue import read_participant_tables
+
+        public = PublicClient.for_ca_bundle(ca_bundle, allowed_urls=[participants_url], logger=logger)
+        try:
+            frames: dict[str, pd.DataFrame] = read_participant_tables(public, participants_url, tables)
+        finally:
+            public.close()
+        return frames
+
+    def call_stats(self) -> tuple[int, int, int]:
+        """(API calls, HTTP attempts including retries, attempts refused with HTTP 429) of this hook so far."""
+        calls, attempts = self.client.call_stats()
+        return calls, attempts, self.client.throttle.refusals[429]
 
     def test_connection(self) -> tuple[bool, str]:
         """Check discovery, a token, and (with ``api_base_url``) one cheap Directory call."""

@@ -15,8 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from airflow_provider_raidiam.client import PublicClient
-from airflow_provider_raidiam.directory.catalogue import PARTICIPANT_TABLES, read_participant_tables, read_tables
+from airflow_provider_raidiam.directory.catalogue import PARTICIPANT_TABLES, read_tables
 from airflow_provider_raidiam.exceptions import ConfigurationError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from airflow_provider_raidiam.lineage import directory_namespace, operator_lineage
@@ -201,8 +200,7 @@ class RaidiamDirectoryOperator(_TablesOperator):
             filters["status"] = self.status
         try:
             frames = self.hook.get_pandas_dfs(tables, **filters)
-            calls, attempts = self.hook.client.call_stats()
-            throttled = self.hook.client.throttle.refusals[429]
+            calls, attempts, throttled = self.hook.call_stats()
         finally:
             self.hook.close()
         settings = self.hook.settings
@@ -250,23 +248,14 @@ class RaidiamParticipantsOperator(_TablesOperator):
         started = time.monotonic()
         if self.raidiam_conn_id is not None:
             with RaidiamHook(raidiam_conn_id=self.raidiam_conn_id) as hook:
-                url = self.participants_url or hook.settings.participants_url
-                if url is None:
-                    raise ConfigurationError(
-                        f"No participants URL: set participants_url on the operator or on connection "
-                        f"{self.raidiam_conn_id!r}."
-                    )
-                if self.participants_url is not None:
-                    hook.client.allow_public(self.participants_url)
-                frames = read_participant_tables(hook.client, url, tables)
+                frames = hook.get_participant_dfs(tables, participants_url=self.participants_url)
+                url = str(self.participants_url or hook.settings.participants_url)
         else:
             if self.participants_url is None:
                 raise ConfigurationError("RaidiamParticipantsOperator needs participants_url (or raidiam_conn_id).")
-            public = PublicClient.for_ca_bundle(self.ca_bundle, allowed_urls=[self.participants_url], logger=self.log)
-            try:
-                frames = read_participant_tables(public, self.participants_url, tables)
-            finally:
-                public.close()
+            frames = RaidiamHook.get_public_participant_dfs(
+                self.participants_url, tables, ca_bundle=self.ca_bundle, logger=self.log
+            )
             url = self.participants_url
         self.lineage_inputs = {table: directory_namespace(url) for table in frames}
         return self.deliver(frames, context, single=isinstance(self.tables, str), started=started)
@@ -318,7 +307,7 @@ class RaidiamApiOperator(_TablesOperator):
             if self.paginate:
                 body: Any = list(hook.paginate(self.endpoint, params=self.query_params))
             else:
-                body = hook.client.get_json(self.endpoint, params=self.query_params)
+                body = hook.get_json(self.endpoint, params=self.query_params)
             self.lineage_inputs = {self.endpoint: directory_namespace(str(hook.settings.api_base_url))}
         records = body if isinstance(body, list) else [body]
         frame = pd.json_normalize(records, record_path=self.record_path, meta=self.meta, sep="_")

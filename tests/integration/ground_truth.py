@@ -5,13 +5,11 @@ Shared by the end-to-end tests (``dag.test()``, the fault mix, the real schedule
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2]
+from airflow_provider_raidiam.directory.catalogue import SNAPSHOT_TABLES
 
 # table -> (ground-truth key, id column); None compares counts only (the table has no natural id).
 TRUTH: dict[str, tuple[str, str | None]] = {
@@ -50,14 +48,7 @@ SNAPSHOT_TRUTH = {table: TRUTH[table] for table in TRUTH if not table.startswith
 
 
 def snapshot_tables() -> list[str]:
-    """``SNAPSHOT_TABLES`` of the example snapshot DAG, checked against :data:`SNAPSHOT_TRUTH`."""
-    spec = importlib.util.spec_from_file_location(
-        "raidiam_directory_snapshot", ROOT / "dags" / "raidiam_directory_snapshot.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    tables: list[str] = module.SNAPSHOT_TABLES
+    """The catalogue's ``SNAPSHOT_TABLES`` (the snapshot DAG's), checked against :data:`SNAPSHOT_TRUTH`."""
+    tables = list(SNAPSHOT_TABLES)
     assert set(tables) == set(SNAPSHOT_TRUTH), "the snapshot DAG's tables changed: update TRUTH"
     return tables

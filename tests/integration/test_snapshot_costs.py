@@ -9,13 +9,12 @@ per organisation and one per software statement, each once.
 
 from __future__ import annotations
 
-import ast
 import math
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from ground_truth import snapshot_tables
 
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from raidiam_sandbox import Sandbox
@@ -23,19 +22,10 @@ from raidiam_sandbox.runner import counters_since
 
 pytestmark = pytest.mark.integration
 
-DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "raidiam_directory_snapshot.py"
 CONN_ID = "raidiam_snapshot_costs"
 PAGE_SIZE = 50  # several pages of /organisations, so the paged read fans out too
 
 ORG = "/organisations/{OrganisationId}"
-
-
-def snapshot_tables() -> list[str]:
-    """``SNAPSHOT_TABLES`` of the snapshot DAG (read from its source: no DAG is built)."""
-    for node in ast.parse(DAG_FILE.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SNAPSHOT_TABLES" for t in node.targets):
-            return [str(name) for name in ast.literal_eval(node.value)]
-    raise AssertionError(f"no SNAPSHOT_TABLES in {DAG_FILE}")
 
 
 @pytest.fixture
