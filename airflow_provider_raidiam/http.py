@@ -40,6 +40,8 @@ from airflow_provider_raidiam.server_text import server_text
 log = logging.getLogger(__name__)
 
 INTERACTION_HEADER = "x-fapi-interaction-id"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""HTTP statuses worth another attempt (the retry policy's default; error hints name them too)."""
 
 
 class SslContextAdapter(HTTPAdapter):
@@ -221,7 +223,7 @@ def api_error(response: requests.Response, interaction_id: str) -> ApiError:
         hint = " The client's scope or roles do not allow this call (request scope directory:software)."
     elif response.status_code == 404:
         hint = " Check the endpoint path and the ids in it."
-    elif response.status_code in (429, 500, 502, 503, 504):
+    elif response.status_code in RETRY_STATUSES:
         hint = " The server kept failing after the retries; run the task again later."
     server_id = valid_interaction_id(response.headers.get(INTERACTION_HEADER), interaction_id)
     return ApiError(

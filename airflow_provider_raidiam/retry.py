@@ -24,11 +24,11 @@ from urllib3.util import Retry
 
 from airflow_provider_raidiam.exceptions import ThrottledError
 from airflow_provider_raidiam.http import INTERACTION_HEADER
+from airflow_provider_raidiam.http import RETRY_STATUSES as RETRY_STATUSES  # the retry policy's name for it
 from airflow_provider_raidiam.throttle import Clock, Throttle
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 _RETRY_AFTER_PARSER = Retry()
 

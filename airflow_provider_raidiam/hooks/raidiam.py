@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
-from logging import Logger
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_raidiam.client import PublicClient, RaidiamClient
+from airflow_provider_raidiam.concurrency import Logger
 from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.connection_fields import EXTRA_FIELDS
 from airflow_provider_raidiam.credentials import is_pem_text
