@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 from airflow_provider_raidiam import discovery
 from airflow_provider_raidiam.auth import token_client
 from airflow_provider_raidiam.connection import RaidiamSettings
+from airflow_provider_raidiam.credentials import TlsMaterial, build_tls_material
 from airflow_provider_raidiam.retry import RetryPolicy
 from airflow_provider_raidiam.throttle import Clock
 from raidiam_sandbox.constants import KEY_PASSPHRASE
@@ -147,6 +148,17 @@ def _leaf(ca_cert: x509.Certificate, ca_key: Any, key: Any, cn: str, not_after: 
 def pki(tmp_path_factory: pytest.TempPathFactory) -> SandboxPki:
     """The sandbox PKI: ``tls-client``, ``other-client``, ``expired-client``, signing keys, ..."""
     return SandboxPki.generate(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def shared_tls(pki: SandboxPki) -> TlsMaterial:
+    """TLS material of the ``tls-client`` identity, built once per module (building it is tested elsewhere)."""
+    return build_tls_material(
+        ca_bundle=str(pki.ca_cert),
+        transport_cert=str(pki.cert("tls-client")),
+        transport_private_key=str(pki.key("tls-client")),
+        passphrase=None,
+    )
 
 
 @pytest.fixture(scope="session")

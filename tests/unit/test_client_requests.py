@@ -23,7 +23,7 @@ import requests
 import responses
 
 from airflow_provider_raidiam.client import RaidiamClient
-from airflow_provider_raidiam.credentials import TlsMaterial, build_tls_material
+from airflow_provider_raidiam.credentials import TlsMaterial
 from airflow_provider_raidiam.exceptions import (
     ApiError,
     BindingError,
@@ -38,17 +38,6 @@ from airflow_provider_raidiam.exceptions import (
 from airflow_provider_raidiam.http import INTERACTION_HEADER
 
 CLOSED_PORT_URL = "https://127.0.0.1:1/nothing-listens-here"
-
-
-@pytest.fixture(scope="module")
-def shared_tls(pki: Any) -> TlsMaterial:
-    """TLS material of the ``tls-client`` identity, built once for the module (building it is tested elsewhere)."""
-    return build_tls_material(
-        ca_bundle=str(pki.ca_cert),
-        transport_cert=str(pki.cert("tls-client")),
-        transport_private_key=str(pki.key("tls-client")),
-        passphrase=None,
-    )
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from airflow_provider_raidiam.auth.client_auth import TlsClientAuth
 from airflow_provider_raidiam.auth.token_client import TokenClient
 from airflow_provider_raidiam.boundary import AllowedOrigins
 from airflow_provider_raidiam.client import RaidiamClient
-from airflow_provider_raidiam.credentials import TlsMaterial, build_tls_material
+from airflow_provider_raidiam.credentials import TlsMaterial
 from airflow_provider_raidiam.exceptions import ApiError, BindingError, DiscoveryError, RaidiamError, TokenError
 from airflow_provider_raidiam.http import INTERACTION_HEADER, new_session
 from airflow_provider_raidiam.server_text import MAX_SERVER_TEXT, interaction_id, server_text
@@ -95,16 +95,6 @@ def test_malformed_interaction_ids_are_replaced(value: str | None) -> None:
 
 ISSUER = "https://auth.example.test"
 API = "https://matls-api.example.test"
-
-
-@pytest.fixture(scope="module")
-def shared_tls(pki: Any) -> TlsMaterial:
-    return build_tls_material(
-        ca_bundle=str(pki.ca_cert),
-        transport_cert=str(pki.cert("tls-client")),
-        transport_private_key=str(pki.key("tls-client")),
-        passphrase=None,
-    )
 
 
 @pytest.fixture
