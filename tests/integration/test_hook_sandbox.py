@@ -179,3 +179,22 @@ def test_airflow_cli_lists_the_provider_and_tests_the_connection(sandbox: Sandbo
     tested = _airflow("connections", "test", "raidiam_cli", env=env)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "Connection success" in tested.stdout, tested.stdout
+
+
+def test_participants_are_read_without_a_connection(sandbox: Sandbox) -> None:
+    """``get_public_participant_dfs``: one public GET, no token, only the participants host trusted."""
+    from ground_truth import TRUTH, assert_matches_truth
+
+    from airflow_provider_raidiam.directory.catalogue import PARTICIPANT_TABLES
+
+    sandbox.reset_stats()
+    frames = RaidiamHook.get_public_participant_dfs(
+        sandbox.participants_url, PARTICIPANT_TABLES, ca_bundle=str(sandbox.pki.ca_cert)
+    )
+    truth = sandbox.ground_truth()
+    assert list(frames) == list(PARTICIPANT_TABLES)
+    for table, frame in frames.items():
+        assert table in TRUTH
+        assert_matches_truth(table, frame, truth)
+    assert sandbox.api_stats()["requests_by_route"] == {"/participants": 1}
+    assert sandbox.as_stats()["token_requests"] == 0, "the participants list is public"
