@@ -193,8 +193,9 @@ def test_participants_are_read_without_a_connection(sandbox: Sandbox) -> None:
     )
     truth = sandbox.ground_truth()
     assert list(frames) == list(PARTICIPANT_TABLES)
-    for table, frame in frames.items():
-        assert table in TRUTH
-        assert_matches_truth(table, frame, truth)
+    checked = [table for table in TRUTH if table.startswith("participants_")]
+    assert checked
+    for table in checked:
+        assert_matches_truth(table, frames[table], truth)
     assert sandbox.api_stats()["requests_by_route"] == {"/participants": 1}
     assert sandbox.as_stats()["token_requests"] == 0, "the participants list is public"
