@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from airflow_provider_raidiam.auth.bearer import BearerAuth
 from airflow_provider_raidiam.auth.client_auth import client_auth_for
 from airflow_provider_raidiam.auth.token_client import TokenClient
 from airflow_provider_raidiam.boundary import AllowedOrigins
@@ -219,14 +220,14 @@ class RaidiamClient:
         kwargs["allow_redirects"] = False  # the adapter refuses redirects anyway
         policy = self.retry if method in IDEMPOTENT_METHODS else replace(self.retry, attempts=1)
         clock = self.retry.clock
-        sent_token = [""]
+        assert self.settings.api_base_url is not None  # url_for refused the call otherwise
+        bearer = BearerAuth(self.access_token, self.settings.api_base_url)
+        kwargs["auth"] = bearer
 
         self._calls.add()
 
         def send_once(remaining: float) -> requests.Response:
             self._attempts.add()
-            sent_token[0] = self.access_token()
-            sent_headers["Authorization"] = f"Bearer {sent_token[0]}"
             attempt_timeout = min(timeout, remaining) if isinstance(timeout, int | float) else timeout
             sent_at = clock.now()
             response = self.mtls_session.request(
@@ -241,10 +242,10 @@ class RaidiamClient:
             return response
 
         def renew(response: requests.Response, renewals: int) -> bool:
-            expired = self.token_client.expired(sent_token[0], response)
+            expired = self.token_client.expired(bearer.sent_token, response)
             if renewals >= (MAX_EXPIRED_RENEWALS if expired else 1):
                 return False
-            self.token_client.invalidate(sent_token[0])
+            self.token_client.invalidate(bearer.sent_token)
             why = "the token expired" if expired else "the token was refused"
             self.log.info("%s %s -> 401 (%s); renewing the access token and retrying", method, url, why)
             return True

@@ -21,16 +21,25 @@ class once(Generic[V]):
     """``functools.cached_property`` that builds the value once even when threads race for it.
 
     (Python 3.12 removed cached_property's lock; fan-out workers may touch a client's lazy parts first.)
+    Each instance builds under its own lock (kept in its ``__dict__``, created under a short global guard),
+    so a slow build (e.g. discovery's network call) never blocks another instance.
     """
+
+    _guard = threading.Lock()
 
     def __init__(self, func: Callable[[Any], V]) -> None:
         self.func = func
         self.name = func.__name__
         self.__doc__ = func.__doc__
-        self.lock = threading.RLock()
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
+
+    def _lock_of(self, values: dict[str, Any]) -> threading.RLock:
+        key = f"_once_lock_{self.name}"
+        with once._guard:
+            lock: threading.RLock = values.setdefault(key, threading.RLock())
+        return lock
 
     @overload
     def __get__(self, instance: None, owner: type | None = None) -> once[V]: ...
@@ -41,7 +50,7 @@ class once(Generic[V]):
             return self
         values = instance.__dict__
         if self.name not in values:
-            with self.lock:
+            with self._lock_of(values):
                 if self.name not in values:
                     values[self.name] = self.func(instance)
         value: V = values[self.name]
