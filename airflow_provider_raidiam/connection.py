@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from airflow_provider_raidiam.auth.client_auth import CLIENT_AUTHS
 from airflow_provider_raidiam.boundary import require_https_url
 from airflow_provider_raidiam.connection_fields import AuthMethod, read_extras
 from airflow_provider_raidiam.exceptions import ConfigurationError
@@ -140,13 +141,4 @@ class RaidiamSettings:
                 f"The connection sets only one of transport_cert/transport_private_key: set {missing} too "
                 "(the transport certificate and its private key, as file paths or PEM text)."
             )
-        if self.auth_method is AuthMethod.TLS_CLIENT_AUTH and not self.uses_mtls:
-            raise ConfigurationError(
-                "auth_method 'tls_client_auth' needs a transport certificate: set the extras "
-                "'transport_cert' and 'transport_private_key' (the certificate registered for this client)."
-            )
-        if self.auth_method is AuthMethod.PRIVATE_KEY_JWT and self.signing_private_key is None:
-            raise ConfigurationError(
-                "auth_method 'private_key_jwt' needs a signing key: set the extra 'signing_private_key' (the "
-                "private key of your signing certificate, a file path or PEM text) and 'signing_key_id' (its kid)."
-            )
+        CLIENT_AUTHS[self.auth_method].check_required_fields(self)

@@ -1,29 +1,73 @@
-"""Client authentication methods for the token endpoint, one class per method behind one interface."""
+"""Client authentication methods for the token endpoint, one class per method behind one interface.
+
+Each class registers itself by its ``auth_method`` name (as Authlib does) and declares the connection
+fields it requires: connection validation and :func:`client_auth_for` look it up in :data:`CLIENT_AUTHS`,
+so adding a method is one class (plus its name in :class:`AuthMethod`).
+"""
 
 from __future__ import annotations
 
 import abc
 import secrets
 import time
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from airflow_provider_raidiam.connection import AuthMethod, RaidiamSettings
+from airflow_provider_raidiam.connection_fields import AuthMethod
 from airflow_provider_raidiam.credentials import load_signing_key
+from airflow_provider_raidiam.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from airflow_provider_raidiam.connection import RaidiamSettings
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 60
 
 
+CLIENT_AUTHS: dict[AuthMethod, type[ClientAuth]] = {}
+"""Every client-auth class by the ``auth_method`` it implements (filled as the classes are defined)."""
+
+
 class ClientAuth(abc.ABC):
-    """Adds a client's credentials to a token request's form body."""
+    """Adds a client's credentials to a token request's form body.
+
+    A subclass sets :attr:`method` (it is then registered in :data:`CLIENT_AUTHS`), :attr:`requires`,
+    :attr:`needs` and :attr:`needs_help`, and implements :meth:`from_settings`.
+    """
 
     method: ClassVar[AuthMethod]
+    requires: ClassVar[tuple[str, ...]]
+    """The :class:`RaidiamSettings` fields this method cannot work without."""
+    needs: ClassVar[str]
+    """What those fields are, for the error message (e.g. ``"a signing key"``)."""
+    needs_help: ClassVar[str]
+    """How to fill them, for the error message (follows "set the extra 'name'")."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "method" in cls.__dict__:
+            CLIENT_AUTHS[cls.method] = cls
 
     def __init__(self, client_id: str) -> None:
         self.client_id = client_id
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(cls, settings: RaidiamSettings) -> ClientAuth:
+        """Build this method's client auth from settings that passed :func:`check_required_fields`."""
+
+    @classmethod
+    def check_required_fields(cls, settings: RaidiamSettings) -> None:
+        """Raise :class:`ConfigurationError` naming the :attr:`requires` fields when one of them is unset."""
+        if all(getattr(settings, name) is not None for name in cls.requires):
+            return
+        names = " and ".join(f"'{name}'" for name in cls.requires)
+        extras = "extras" if len(cls.requires) > 1 else "extra"
+        raise ConfigurationError(
+            f"auth_method '{cls.method.value}' needs {cls.needs}: set the {extras} {names} {cls.needs_help}."
+        )
 
     @abc.abstractmethod
     def form_fields(self, *, issuer: str, token_endpoint: str) -> dict[str, str]:
@@ -38,6 +82,13 @@ class TlsClientAuth(ClientAuth):
     """RFC 8705 ``tls_client_auth``: ``client_id`` in the body, the certificate on the TLS connection."""
 
     method = AuthMethod.TLS_CLIENT_AUTH
+    requires = ("transport_cert", "transport_private_key")
+    needs = "a transport certificate"
+    needs_help = "(the certificate registered for this client)"
+
+    @classmethod
+    def from_settings(cls, settings: RaidiamSettings) -> TlsClientAuth:
+        return cls(settings.client_id)
 
     def form_fields(self, *, issuer: str, token_endpoint: str) -> dict[str, str]:
         return {"client_id": self.client_id}
@@ -56,6 +107,9 @@ class PrivateKeyJwt(ClientAuth):
     """RFC 7523 ``private_key_jwt``: a short-lived signed ``client_assertion`` in the body."""
 
     method = AuthMethod.PRIVATE_KEY_JWT
+    requires = ("signing_private_key",)
+    needs = "a signing key"
+    needs_help = "(the private key of your signing certificate, a file path or PEM text) and 'signing_key_id' (its kid)"
 
     def __init__(
         self, client_id: str, *, key: PrivateKeyTypes, key_id: str | None, algorithm: str, audience: str
@@ -65,6 +119,17 @@ class PrivateKeyJwt(ClientAuth):
         self.key_id = key_id
         self.algorithm = algorithm
         self.audience = audience
+
+    @classmethod
+    def from_settings(cls, settings: RaidiamSettings) -> PrivateKeyJwt:
+        assert settings.signing_private_key is not None  # required: checked by RaidiamSettings
+        return cls(
+            settings.client_id,
+            key=load_signing_key(settings.signing_private_key, settings.key_passphrase, settings.signing_alg),
+            key_id=settings.signing_key_id,
+            algorithm=settings.signing_alg,
+            audience=settings.assertion_audience,
+        )
 
     def assertion_audience(self, *, issuer: str, token_endpoint: str) -> str:
         """The ``aud`` claim: the issuer (default), the token endpoint, or a configured literal URL."""
@@ -119,14 +184,5 @@ def _common_hint(error: str | None, method: AuthMethod) -> str:
 
 
 def client_auth_for(settings: RaidiamSettings) -> ClientAuth:
-    """Build the :class:`ClientAuth` of a connection's ``auth_method``."""
-    if settings.auth_method is AuthMethod.TLS_CLIENT_AUTH:
-        return TlsClientAuth(settings.client_id)
-    assert settings.signing_private_key is not None  # checked by RaidiamSettings
-    return PrivateKeyJwt(
-        settings.client_id,
-        key=load_signing_key(settings.signing_private_key, settings.key_passphrase, settings.signing_alg),
-        key_id=settings.signing_key_id,
-        algorithm=settings.signing_alg,
-        audience=settings.assertion_audience,
-    )
+    """Build the :class:`ClientAuth` registered for a connection's ``auth_method``."""
+    return CLIENT_AUTHS[settings.auth_method].from_settings(settings)

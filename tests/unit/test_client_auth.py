@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from airflow_provider_raidiam.auth.client_auth import (
     ASSERTION_TYPE,
+    CLIENT_AUTHS,
+    ClientAuth,
     PrivateKeyJwt,
     TlsClientAuth,
     client_auth_for,
@@ -23,7 +25,7 @@ from airflow_provider_raidiam.auth.client_auth import (
 from airflow_provider_raidiam.auth.token_client import TokenClient
 from airflow_provider_raidiam.boundary import AllowedOrigins
 from airflow_provider_raidiam.connection import AuthMethod, RaidiamSettings
-from airflow_provider_raidiam.exceptions import CredentialError
+from airflow_provider_raidiam.exceptions import ConfigurationError, CredentialError
 from airflow_provider_raidiam.http import new_session
 from raidiam_sandbox.pki import SandboxPki
 
@@ -245,3 +247,49 @@ def test_common_hints(pki: SandboxPki, error: str) -> None:
     else:
         assert "tls_client_auth" in hint_tls
         assert "private_key_jwt" in hint_pkj
+
+
+# -- the registry -----------------------------------------------------------------------------------
+
+
+def test_every_auth_method_has_a_class_requiring_real_settings_fields() -> None:
+    assert set(CLIENT_AUTHS) == set(AuthMethod)
+    for method, auth_class in CLIENT_AUTHS.items():
+        assert auth_class.method is method
+        assert auth_class.requires
+        assert set(auth_class.requires) <= set(RaidiamSettings.__dataclass_fields__)
+
+
+def test_a_new_class_is_one_registration_and_its_required_fields_are_checked(
+    tls_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(CLIENT_AUTHS, AuthMethod.TLS_CLIENT_AUTH, TlsClientAuth)  # restored after the test
+
+    class PinnedTlsClientAuth(ClientAuth):
+        method = AuthMethod.TLS_CLIENT_AUTH
+        requires = ("transport_cert", "transport_private_key", "ca_bundle")
+        needs = "a pinned CA"
+        needs_help = "(the CA bundle the client trusts)"
+
+        @classmethod
+        def from_settings(cls, settings: RaidiamSettings) -> PinnedTlsClientAuth:
+            return cls(settings.client_id)
+
+        def form_fields(self, *, issuer: str, token_endpoint: str) -> dict[str, str]:
+            return {"client_id": self.client_id}
+
+        def failure_hint(self, error: str | None, *, issuer: str, token_endpoint: str) -> str:
+            return "pinned"
+
+    assert CLIENT_AUTHS[AuthMethod.TLS_CLIENT_AUTH] is PinnedTlsClientAuth
+    assert isinstance(client_auth_for(tls_settings()), PinnedTlsClientAuth)
+    with pytest.raises(ConfigurationError) as caught:
+        tls_settings(ca_bundle=None)
+    assert str(caught.value) == (
+        "auth_method 'tls_client_auth' needs a pinned CA: set the extras 'transport_cert' and "
+        "'transport_private_key' and 'ca_bundle' (the CA bundle the client trusts)."
+    )
+
+
+def test_abstract_base_registers_nothing() -> None:
+    assert ClientAuth not in CLIENT_AUTHS.values()
