@@ -59,12 +59,12 @@ def test_retry_after_seconds(value: str, expected: float | None) -> None:
     assert retry_after_seconds(response(429, **{"Retry-After": value})) == expected
 
 
-def test_retry_after_http_date() -> None:
-    when = email.utils.formatdate(time.time() + 5, usegmt=True)
-    seconds = retry_after_seconds(response(429, **{"Retry-After": when}))
-    assert seconds is not None
-    assert 3.0 < seconds <= 5.0
-    past = email.utils.formatdate(time.time() - 60, usegmt=True)
+def test_retry_after_http_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = 1_760_000_000.0  # urllib3's parser reads time.time(): freeze it, so a slow machine changes nothing
+    monkeypatch.setattr(time, "time", lambda: now)
+    when = email.utils.formatdate(now + 5, usegmt=True)
+    assert retry_after_seconds(response(429, **{"Retry-After": when})) == 5.0
+    past = email.utils.formatdate(now - 60, usegmt=True)
     assert retry_after_seconds(response(429, **{"Retry-After": past})) == 0.0
 
 
