@@ -483,7 +483,9 @@ def test_total_size_moving_during_a_paged_read_restarts_it(
     truth = sb.ground_truth()["organisations"]
     assert truth["count"] == 301
     assert sorted(r["OrganisationId"] for r in records) == truth["ids"]
-    assert sb.api_stats()["requests_by_route"]["/organisations"] == 8 + 8, "8 pages, then 8 pages again"
+    # The first read stops at the first page that disagrees with page 0 (pages not started are cancelled),
+    # so it made between 2 and 8 requests; the second read all 8.
+    assert 8 + 2 <= sb.api_stats()["requests_by_route"]["/organisations"] <= 8 + 8
     assert [r.getMessage() for r in caplog.records if "totalSize" in r.getMessage()] == [
         "totalSize of /organisations changed during the read; reading it again from page 0"
     ]
