@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import ssl
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ from airflow_provider_raidiam.concurrency import Counter, FanOut, Logger, once
 from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.connection_fields import DEFAULT_TIMEOUT
 from airflow_provider_raidiam.credentials import TlsMaterial, build_tls_material
-from airflow_provider_raidiam.directory.paging import read_all_pages
+from airflow_provider_raidiam.directory.paging import PageLimits, read_all_pages
 from airflow_provider_raidiam.discovery import ProviderMetadata, get_provider_metadata
 from airflow_provider_raidiam.exceptions import ConfigurationError, DiscoveryError
 from airflow_provider_raidiam.http import (
@@ -285,25 +285,23 @@ class RaidiamClient:
         """Let the public session (which sends no token and no certificate) also reach ``url``'s host."""
         self.public.allowed.allow(url)
 
+    @property
+    def page_limits(self) -> PageLimits:
+        """The connection's ``page_size`` and ``max_pages``: how :meth:`paginate` and the tables page."""
+        return PageLimits(size=self.settings.page_size, max_pages=self.settings.max_pages)
+
     def paginate(
         self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Yield every record of a Raidiam page-number paged endpoint (``page`` from 0, ``size``).
-
-        All pages are read and checked before the first record is yielded: the record count must equal
-        ``totalSize``, and a ``totalSize`` that moves during the read restarts it (twice at most), so
-        callers never see a half-consistent, duplicated or short result. Plain JSON arrays pass through.
-        """
-        yield from self.read_all_pages(endpoint, params, page_size)
-
-    def read_all_pages(
-        self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
     ) -> list[dict[str, Any]]:
-        """Every record of a paged endpoint as a list; see :meth:`paginate`."""
-        size = self.settings.page_size if page_size is None else page_size
-        return read_all_pages(
-            self, endpoint, params, size, log=self.log, url=self.url_for(endpoint), max_pages=self.settings.max_pages
-        )
+        """Every record of a Raidiam page-number paged endpoint (``page`` from 0, ``size``).
+
+        All pages are read and checked before anything is returned: the record count must equal
+        ``totalSize``, and a ``totalSize`` that moves during the read restarts it (twice at most), so
+        callers never see a half-consistent, duplicated or short result. A plain JSON array passes through.
+
+        :param page_size: instead of the connection's ``page_size``.
+        """
+        return read_all_pages(self, endpoint, params, page_size, url=self.url_for(endpoint))
 
     # -- concurrency -------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from airflow_provider_raidiam.boundary import require_https_url
-from airflow_provider_raidiam.directory.paging import DEFAULT_MAX_PAGES, MAX_PAGE_SIZE
+from airflow_provider_raidiam.directory.paging import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from airflow_provider_raidiam.exceptions import ConfigurationError, RaidiamDeprecationWarning
 from airflow_provider_raidiam.limits import DEFAULT_ATTEMPT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES
 
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SCOPE = "directory:software"
 DEFAULT_TIMEOUT = 30.0
-DEFAULT_PAGE_SIZE = 1000
 DEFAULT_MAX_WORKERS = 16
 DEFAULT_THROTTLE_TIMEOUT = 300.0
 SIGNING_ALGORITHMS = ("PS256", "RS256", "ES256")

@@ -39,6 +39,7 @@ import argparse
 import contextlib
 import gc
 import json
+import logging
 import math
 import os
 import platform
@@ -49,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -414,21 +415,14 @@ class MemoryReader:
     """A ``DirectoryReader`` over responses held in memory (sequential fan-out, pages from the store)."""
 
     def __init__(self, bodies: dict[tuple[str, str], Any], page_size: int) -> None:
+        from airflow_provider_raidiam.directory.paging import PageLimits
+
         self.bodies = bodies
-        self.page_size = page_size
+        self.page_limits = PageLimits(size=page_size)
+        self.log = logging.getLogger(__name__)
 
     def get_json(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.bodies[endpoint, urlencode(dict(params or {}))]
-
-    def paginate(
-        self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
-    ) -> Iterator[dict[str, Any]]:
-        size = page_size or self.page_size
-        first = self.get_json(endpoint, {**(params or {}), "page": 0, "size": size})
-        records = list(first["content"])
-        for page in range(1, first["totalPages"]):
-            records += self.get_json(endpoint, {**(params or {}), "page": page, "size": size})["content"]
-        return iter(records)
 
     def fan_out(self, func: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         return [func(item) for item in items]
@@ -438,7 +432,9 @@ class MemoryReader:
 
     def records_for_normalise(self) -> tuple[list[dict[str, Any]], ...]:
         """The lists the hand-written script collects, from the same responses."""
-        organisations = list(self.paginate("/organisations"))
+        from airflow_provider_raidiam.directory.paging import read_all_pages
+
+        organisations = read_all_pages(self, "/organisations")
         servers, statements, org_certs, ss_certs = [], [], [], []
         for org in organisations:
             org_id = org["OrganisationId"]

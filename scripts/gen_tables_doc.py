@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from airflow_provider_raidiam.directory.catalogue import SOURCES, source_of
+from airflow_provider_raidiam.directory.catalogue import endpoints_of, source_of
 from airflow_provider_raidiam.directory.schema import DROPPED_FIELDS, EXTRA_COLUMN, TABLES, Kind
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "tables.md"
@@ -24,6 +24,10 @@ into a pandas DataFrame (`airflow_provider_raidiam.directory.catalogue.read_tabl
 `read_tables`, which reads several tables sharing their fetches).
 
 ## Filters
+
+The filters are the fields of `TableFilters` (`airflow_provider_raidiam.directory.filters`), checked before
+any request: the hook takes them as keyword arguments, `RaidiamDirectoryOperator` as `organisation_ids`,
+`status` and `filters={...}`. An unknown name is a `ConfigurationError` that suggests the closest one.
 
 - `organisation_ids` (every table except the reference tables): per-organisation fan-outs call only
   these organisations, and `/organisations` is not read unless `status` is also given;
@@ -95,7 +99,7 @@ def _table(name: str) -> list[str]:
     schema = TABLES[name]
     root = source_of(name)
     lines = [f"### `{name}`", "", schema.description + ".", ""]
-    lines.append("- fetch: " + "; then ".join(f"`{e}`" for e in SOURCES[root].endpoints))
+    lines.append("- fetch: " + "; then ".join(f"`{e}`" for e in endpoints_of(root)))
     if root != name:
         lines.append(f"- fetched with: `{root}` (reading both costs one fetch)")
     lines.append("- key: " + ", ".join(f"`{k}`" for k in schema.key))

@@ -1,64 +1,99 @@
-"""The table catalogue: which Directory endpoints feed which table, and reading tables into pandas.
+"""The table catalogue: where each Directory table's records come from, and reading tables into pandas.
 
-Each *source* is one fetch plan (an endpoint, or a fan-out of an endpoint over organisations or software
-statements) whose records are the root of a tree of tables (see ``schema.TableSchema.children``):
-``authorisation_servers``, ``api_resources``, ``api_discovery_endpoints`` and
-``authorisation_server_certifications`` all come from the same ``/authorisationservers`` responses.
-:func:`read_tables` fetches each source at most once and flattens it once, whatever tables of its tree
-were asked for; the organisation list, when needed, is also read once and shared by every fan-out.
-
-Filters (every one optional; a filter that does not apply to a table is ignored):
-
-* ``organisation_ids``: only these organisations. Per-organisation fan-outs call only these; the
-  ``organisations``, ``clients`` and ``participants_*`` tables keep only their rows. ``[]`` gives empty
-  tables (with their columns) and makes no request. Reference tables ignore it.
-* ``status``: keep only the *root records* whose ``Status`` matches (case-insensitive): organisations for
-  the ``/organisations`` tree, its fan-outs and the participants tables (so ``status="Active"`` reads
-  the software statements of active organisations, whatever the statements' own status), clients for
-  ``clients`` (also sent to the API as ``status``), the reference rows for reference tables.
-* ``participants_url``: the public participants list (required by ``participants_*`` tables).
-* ``start_date`` / ``end_date``: ``clients`` only, sent as ``startDate``/``endDate`` (RFC 3339; a naive
-  ``datetime`` is taken as UTC, a ``date`` as its midnight UTC, text is sent as given).
-* ``page_size``: the ``size`` of each page of paged endpoints.
+A table is declared twice over, both times as data: its columns, key and nesting in
+:mod:`~airflow_provider_raidiam.directory.schema`, and, for a *root* table, its :class:`Source` here (the
+endpoint, paged or not, called once or once per row of another table). One generic reader follows every
+declaration; nested tables (``api_resources`` inside ``authorisation_servers``) come from their root's
+records. :func:`read_tables` fetches each source at most once and flattens it once, whatever tables of its
+tree were asked for; the organisation list, when needed, is also read once and shared by every fan-out.
+The filters are a :class:`~airflow_provider_raidiam.directory.filters.TableFilters`.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
 from typing import Any, cast
 from urllib.parse import quote
 
 import pandas as pd
 
+from airflow_provider_raidiam.directory.filters import TableFilters
 from airflow_provider_raidiam.directory.flatten import check_records, check_unique, descendants, empty_frame, flatten
-from airflow_provider_raidiam.directory.paging import check_page_size
+from airflow_provider_raidiam.directory.paging import read_all_pages
 from airflow_provider_raidiam.directory.reader import DirectoryReader, PublicReader
-from airflow_provider_raidiam.directory.schema import TABLES
+from airflow_provider_raidiam.directory.schema import TABLES, snake_case
 from airflow_provider_raidiam.exceptions import ConfigurationError, ResponseFormatError
 
-__all__ = ["PARTICIPANT_TABLES", "SOURCES", "list_tables", "read_table", "read_tables", "source_of"]
+__all__ = [
+    "PARTICIPANT_TABLES",
+    "SNAPSHOT_TABLES",
+    "SOURCES",
+    "Source",
+    "TableFilters",
+    "endpoints_of",
+    "list_tables",
+    "read_table",
+    "read_tables",
+    "source_of",
+]
 
 Records = list[dict[str, Any]]
 Batch = tuple[Records, dict[str, list[str]]]
 """A source's root records and their inherited parent keys (one value per record)."""
 
+ORGANISATIONS = "organisations"
+PARTICIPANTS_LIST = "{participants_url}"
+"""The ``path`` of the public participants list: the ``participants_url`` filter."""
+_PLACEHOLDER = re.compile(r"{(\w+)}")
+
 
 @dataclass(frozen=True)
 class Source:
-    """One fetch plan.
+    """Where a root table's records come from: a declaration that one generic reader follows.
 
-    :param endpoints: the calls it makes, as documented in ``docs/tables.md``.
-    :param fetch: reads the root records.
-    :param per_organisation: ``organisation_ids=[]`` makes it empty without any request.
+    :param path: the endpoint, relative to ``api_base_url``. Its ``{Placeholders}`` are filled from each
+        row of ``over`` (the row's inherited key of that name, else its own field), one call per row; each
+        record then inherits those values as columns (``{OrganisationId}`` -> ``organisation_id``).
+        :data:`PARTICIPANTS_LIST` is the public participants list (no token, no certificate).
+    :param over: the root table whose rows ``path`` is called for; ``None``: a single call.
+    :param paged: Raidiam page-number paging (a plain JSON array is accepted too); each call's records
+        must then carry their table's key, once each, before any filter.
+    :param record_member: the body is one object; the record is its member of this name, with the body's
+        other members beside it (``/organisations/{OrganisationId}`` -> ``OrgDetails``).
+    :param status_field: the record field the ``status`` filter compares (single-call sources only: a
+        fan-out follows the rows of ``over``, already filtered).
+    :param organisation_field: the record field the ``organisation_ids`` filter compares; ``None``: the
+        filter does not apply (reference data).
+    :param sends_filters: the endpoint filters itself: ``start_date``, ``end_date`` and ``status`` are
+        sent as ``startDate``, ``endDate`` and ``status``.
     """
 
-    endpoints: tuple[str, ...]
-    fetch: Callable[[_Session], Batch]
-    per_organisation: bool = True
+    path: str
+    over: str | None = None
+    paged: bool = False
+    record_member: str | None = None
+    status_field: str = "Status"
+    organisation_field: str | None = "OrganisationId"
+    sends_filters: bool = False
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        """The record fields named in ``path`` (none for the participants list)."""
+        return () if self.public else tuple(_PLACEHOLDER.findall(self.path))
+
+    @property
+    def public(self) -> bool:
+        """Read from the public participants list, without token or certificate."""
+        return self.path == PARTICIPANTS_LIST
+
+    @property
+    def per_organisation(self) -> bool:
+        """``organisation_ids=()`` makes it empty without any request."""
+        return self.over is not None or self.organisation_field is not None
 
 
 def list_tables() -> list[str]:
@@ -66,51 +101,24 @@ def list_tables() -> list[str]:
     return list(TABLES)
 
 
-def read_table(
-    reader: DirectoryReader,
-    table: str,
-    *,
-    organisation_ids: Sequence[str] | None = None,
-    status: str | None = None,
-    participants_url: str | None = None,
-    start_date: datetime | date | str | None = None,
-    end_date: datetime | date | str | None = None,
-    page_size: int | None = None,
-) -> pd.DataFrame:
-    """Read one table (see the module docstring for the filters and ``docs/tables.md`` for the tables).
+def read_table(reader: DirectoryReader, table: str, filters: TableFilters | None = None) -> pd.DataFrame:
+    """Read one table (see ``docs/tables.md`` for the tables and :class:`TableFilters` for the filters).
 
-    :raises ConfigurationError: unknown table or invalid filter.
+    :raises ConfigurationError: unknown table, or a filter the table needs is missing.
     :raises ResponseFormatError: an endpoint answered with JSON of the wrong shape.
     :raises PaginationError: the pages of a paged endpoint do not add up.
     :raises DataIntegrityError: a record came twice or without its key (nothing is dropped silently).
     """
-    return read_tables(
-        reader,
-        [table],
-        organisation_ids=organisation_ids,
-        status=status,
-        participants_url=participants_url,
-        start_date=start_date,
-        end_date=end_date,
-        page_size=page_size,
-    )[table]
+    return read_tables(reader, [table], filters)[table]
 
 
 def read_tables(
-    reader: DirectoryReader,
-    tables: Sequence[str],
-    *,
-    organisation_ids: Sequence[str] | None = None,
-    status: str | None = None,
-    participants_url: str | None = None,
-    start_date: datetime | date | str | None = None,
-    end_date: datetime | date | str | None = None,
-    page_size: int | None = None,
+    reader: DirectoryReader, tables: Sequence[str], filters: TableFilters | None = None
 ) -> dict[str, pd.DataFrame]:
     """Read several tables, fetching each source (and the organisation list) at most once.
 
     :returns: ``{table: DataFrame}`` in the order asked (a name given twice appears once).
-    :raises ConfigurationError: unknown table or invalid filter.
+    :raises ConfigurationError: unknown table, or a filter the table needs is missing.
     :raises ResponseFormatError: an endpoint answered with JSON of the wrong shape.
     :raises PaginationError: the pages of a paged endpoint do not add up.
     :raises DataIntegrityError: a record came twice or without its key (nothing is dropped silently).
@@ -120,20 +128,7 @@ def read_tables(
     names = list(dict.fromkeys(tables))
     for name in names:
         _check_table(name)
-    if isinstance(organisation_ids, str):
-        raise ConfigurationError("organisation_ids must be a list of IDs, not a single string")
-    if status is not None and not isinstance(status, str):
-        raise ConfigurationError(f"status must be text such as 'Active', got {type(status).__name__}")
-    if page_size is not None:
-        check_page_size(page_size)
-    session = _Session(
-        reader,
-        organisation_ids=None if organisation_ids is None else list(dict.fromkeys(map(str, organisation_ids))),
-        status=status.casefold() if status else None,
-        participants_url=participants_url,
-        params=_client_params(start_date, end_date, status),
-        page_size=page_size,
-    )
+    session = _Session(reader, filters or TableFilters())
     roots: dict[str, set[str]] = {}
     for name in names:
         roots.setdefault(source_of(name), set()).add(name)
@@ -154,7 +149,25 @@ def read_tables(
 
 def source_of(table: str) -> str:
     """The root table whose source feeds ``table`` (``api_resources`` -> ``authorisation_servers``)."""
-    return _ROOT_OF[_check_table(table)]
+    name = _check_table(table)
+    return next(root for root in SOURCES if name in descendants(root))
+
+
+def endpoints_of(root: str) -> tuple[str, ...]:
+    """The calls reading ``root`` makes, in order, as ``docs/tables.md`` lists them."""
+    source = SOURCES[root]
+    if source.public:
+        return ("GET {participants_url} (public, no token; one JSON array)",)
+    notes = [
+        note for flag, note in ((source.paged, "paged"), (source.sends_filters, "startDate, endDate, status")) if flag
+    ]
+    call = f"GET {source.path}" + (f" ({'; '.join(notes)})" if notes else "")
+    if source.over is None:
+        return (call,)
+    before = endpoints_of(source.over)
+    if source.over == ORGANISATIONS:
+        before = (before[0].replace(")", "; only when the organisations are not given by organisation_ids)"),)
+    return (*before, f"{call} per {source.over.removesuffix('s').replace('_', ' ')}")
 
 
 def _check_table(name: str) -> str:
@@ -165,59 +178,25 @@ def _check_table(name: str) -> str:
     raise ConfigurationError(f"unknown table {name!r}.{hint} Valid tables: {', '.join(TABLES)}")
 
 
-def _client_params(start: Any, end: Any, status: str | None) -> dict[str, str]:
-    params = {"startDate": _rfc3339(start, "start_date"), "endDate": _rfc3339(end, "end_date")}
-    params["status"] = status or ""
-    return {k: v for k, v in params.items() if v}
-
-
-def _rfc3339(value: Any, what: str) -> str:
-    if value is None or isinstance(value, str):
-        return value or ""
-    if isinstance(value, datetime):
-        stamp = value if value.tzinfo else value.replace(tzinfo=UTC)
-    elif isinstance(value, date):
-        stamp = datetime.combine(value, time(), tzinfo=UTC)
-    else:
-        raise ConfigurationError(f"{what} must be a datetime, a date or RFC 3339 text, got {type(value).__name__}")
-    return stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 class _Session:
-    """One ``read_tables`` call: the reader, the filters, and what was already fetched."""
+    """One ``read_tables`` call: the reader, the filters, and the root records already fetched."""
 
-    def __init__(
-        self,
-        reader: DirectoryReader,
-        *,
-        organisation_ids: list[str] | None,
-        status: str | None,
-        participants_url: str | None,
-        params: dict[str, str],
-        page_size: int | None,
-    ) -> None:
+    def __init__(self, reader: DirectoryReader, filters: TableFilters) -> None:
         self.reader = reader
-        self.organisation_ids = organisation_ids
-        self.status = status
-        self.participants_url = participants_url
-        self.params = params
-        self.page_size = page_size
+        self.filters = filters
         self._batches: dict[str, Batch] = {}
-
-    # ---- tables ----------------------------------------------------------------------------------
 
     def prefetch(self, root: str) -> None:
         """Fetch the root records of ``root`` now, unless the filters make its tables empty."""
-        if not (self.organisation_ids == [] and SOURCES[root].per_organisation):
+        if not self._empty(root):
             self.batch(root)
 
     def tables(self, root: str, wanted: set[str]) -> dict[str, pd.DataFrame]:
         """The wanted tables of ``root``'s tree, from one fetch and one flatten."""
-        source = SOURCES[root]
-        if self.organisation_ids == [] and source.per_organisation:
+        if self._empty(root):
             return {t: empty_frame(t) for t in wanted}
         records, inherited = self.batch(root)
-        frames = flatten(records, root, inherited=inherited, tables=wanted, source=source.endpoints[-1])
+        frames = flatten(records, root, inherited=inherited, tables=wanted, source=endpoints_of(root)[-1])
         if root not in _SHARED_BATCHES:  # no other source reads these records: free their JSON now
             self._batches.pop(root, None)
         return frames
@@ -225,171 +204,111 @@ class _Session:
     def batch(self, root: str) -> Batch:
         """The root records of a source, fetched once per session."""
         if root not in self._batches:
-            self._batches[root] = SOURCES[root].fetch(self)
+            self._batches[root] = self._fetch(root)
         return self._batches[root]
 
-    # ---- filters -----------------------------------------------------------------------------------
+    def _empty(self, root: str) -> bool:
+        return self.filters.organisation_ids == () and SOURCES[root].per_organisation
 
-    def keep(self, records: Records, status: str = "Status", org: str | None = "OrganisationId") -> Records:
-        """Records whose status and (unless ``org`` is ``None``) organisation pass the filters."""
-        ids = None if self.organisation_ids is None or org is None else set(self.organisation_ids)
-        return [
-            r
-            for r in records
-            if (self.status is None or str(r.get(status, "")).casefold() == self.status)
-            and (ids is None or str(r.get(org or "")) in ids)
-        ]
+    def _fetch(self, root: str) -> Batch:
+        source = SOURCES[root]
+        if source.over is None:
+            kept = [
+                record
+                for record in self._read(root, self._single_call_path(source))
+                if self.filters.keeps(
+                    record, status_field=source.status_field, organisation_field=source.organisation_field
+                )
+            ]
+            return kept, {}
+        rows = self._rows_over(source)
+        placeholders = source.placeholders
 
-    def organisation_list(self) -> Batch:
-        """``/organisations`` filtered by ``status`` and ``organisation_ids``."""
-        return self.keep(self.paged("/organisations", "organisations")), {}
+        def call(values: tuple[str, ...]) -> Records:
+            quoted = {name: quote(value, safe="") for name, value in zip(placeholders, values, strict=True)}
+            return self._read(root, source.path.format_map(quoted))
 
-    def organisations_to_read(self) -> list[str]:
-        """The organisation IDs a fan-out visits, in Directory order (or the order given)."""
-        if self.organisation_ids is not None and self.status is None:
-            return self.organisation_ids
-        return [str(r["OrganisationId"]) for r in self.batch("organisations")[0]]  # unique: see paged()
-
-    # ---- fetching ------------------------------------------------------------------------------------
-
-    def paged(self, endpoint: str, table: str, params: Mapping[str, Any] | None = None) -> Records:
-        """Every record of a paged endpoint, once ``table``'s key is whole and unique on all of them.
-
-        Checked before any filter: a record sent twice while the pages add up to ``totalSize`` means
-        another was lost, whatever the filters would keep.
-        """
-        rows = self.reader.paginate(endpoint, params=params, page_size=self.page_size)
-        records = check_records(list(rows), f"GET {endpoint}")
-        check_unique(records, table, f"GET {endpoint} (paged)")
-        return records
-
-    def array(self, endpoint: str) -> Records:
-        """A plain JSON array endpoint."""
-        return check_records(self.reader.get_json(endpoint), f"GET {endpoint}")
-
-    def fan_out(self, items: Sequence[tuple[str, ...]], fetch: Callable[[tuple[str, ...]], Records]) -> Batch:
-        """``fetch`` every item through ``reader.fan_out`` (concurrent, results in item order).
-
-        Items are ``(organisation_id,)`` or ``(organisation_id, software_statement_id)``; each record
-        inherits its item's IDs.
-        """
-        results = self.reader.fan_out(fetch, items) if items else []
+        results = self.reader.fan_out(call, rows) if rows else []
         records: Records = []
-        inherited: dict[str, list[str]] = {n: [] for n in _FAN_OUT_KEYS[: len(items[0]) if items else 1]}
-        for item, rows in zip(items, results, strict=True):
-            records += rows
-            for name, value in zip(inherited, item, strict=True):
-                inherited[name] += [value] * len(rows)
+        inherited: dict[str, list[str]] = {snake_case(name): [] for name in placeholders}
+        for values, found in zip(rows, results, strict=True):
+            records += found
+            for column, value in zip(inherited.values(), values, strict=True):
+                column += [value] * len(found)
         return records, inherited
 
-    def per_organisation(self, path: str, paged_table: str | None = None) -> Batch:
-        """Fan ``path`` (with ``{org}``) out over the organisations to read.
-
-        :param paged_table: for a paged endpoint, the table whose key every organisation's read must keep.
-        """
-
-        def get(item: tuple[str, ...]) -> Records:
-            endpoint = path.format(org=quote(item[0], safe=""))
-            return self.array(endpoint) if paged_table is None else self.paged(endpoint, paged_table)
-
-        return self.fan_out([(o,) for o in self.organisations_to_read()], get)
-
-    def organisation_details(self) -> Batch:
-        """``/organisations/{org}`` per organisation, ``OrgDetails`` unwrapped (other members kept)."""
-
-        def detail(item: tuple[str, ...]) -> Records:
-            endpoint = f"/organisations/{quote(item[0], safe='')}"
-            body = self.reader.get_json(endpoint)
-            if not isinstance(body, dict) or not isinstance(body.get("OrgDetails"), dict):
-                raise ResponseFormatError(f"GET {endpoint}: expected an object with an 'OrgDetails' object")
-            return [{**body["OrgDetails"], **{k: v for k, v in body.items() if k != "OrgDetails"}}]
-
-        return self.fan_out([(o,) for o in self.organisations_to_read()], detail)
-
-    def software_statement_certificates(self) -> Batch:
-        """``.../softwarestatements/{ss}/certificates`` for every software statement read."""
-        statements, inherited = self.batch("software_statements")
-        check_unique(statements, "software_statements", SOURCES["software_statements"].endpoints[-1])
-        pairs = [
-            (org, str(r["SoftwareStatementId"]))
-            for r, org in zip(statements, inherited["organisation_id"], strict=True)
-        ]
-        return self.fan_out(
-            pairs,
-            lambda p: self.array(
-                f"/organisations/{quote(p[0], safe='')}/softwarestatements/{quote(p[1], safe='')}/certificates"
-            ),
-        )
-
-    def clients(self) -> Batch:
-        """``/clients`` with ``startDate``/``endDate``/``status``, kept by status and organisation."""
-        records = self.paged("/clients", "clients", self.params)
-        return self.keep(records, status="status", org="organisation_id"), {}
-
-    def participants(self) -> Batch:
-        """The public participants list, kept by status and organisation."""
-        if not self.participants_url:
+    def _single_call_path(self, source: Source) -> str:
+        if not source.public:
+            return source.path
+        if not self.filters.participants_url:
             raise ConfigurationError(
                 "participants_* tables need participants_url (the public participants list, e.g. "
                 "https://data.<directory host>/participants)"
             )
-        body = self.reader.get_public_json(self.participants_url)
-        return self.keep(check_records(body, f"GET {self.participants_url}")), {}
+        return self.filters.participants_url
 
-    def reference(self, endpoint: str, table: str) -> Batch:
-        """A reference-data endpoint, kept by status only."""
-        return self.keep(self.paged(endpoint, table), org=None), {}
+    def _rows_over(self, source: Source) -> list[tuple[str, ...]]:
+        """The placeholder values of every call of a fan-out: one tuple per row of ``source.over``."""
+        assert source.over is not None
+        ids = self.filters.organisation_ids
+        if source.over == ORGANISATIONS and ids is not None and self.filters.status is None:
+            return [(organisation_id,) for organisation_id in ids]  # no need to list the organisations
+        records, inherited = self.batch(source.over)
+        check_unique(records, source.over, endpoints_of(source.over)[-1])
+        return [
+            tuple(
+                inherited[snake_case(name)][i] if snake_case(name) in inherited else str(record[name])
+                for name in source.placeholders
+            )
+            for i, record in enumerate(records)
+        ]
+
+    def _read(self, root: str, endpoint: str) -> Records:
+        """The records of one call of ``root``'s source, checked as the source declares."""
+        source = SOURCES[root]
+        where = f"GET {endpoint}"
+        if source.public:
+            return check_records(self.reader.get_public_json(endpoint), where)
+        if source.paged:
+            params = self.filters.query() if source.sends_filters else {}
+            records = check_records(read_all_pages(self.reader, endpoint, params, self.filters.page_size), where)
+            check_unique(records, root, f"{where} (paged)")  # before any filter: a repeat means a loss
+            return records
+        body = self.reader.get_json(endpoint)
+        member = source.record_member
+        if member is None:
+            return check_records(body, where)
+        if not isinstance(body, dict) or not isinstance(body.get(member), dict):
+            raise ResponseFormatError(f"{where}: expected an object with an {member!r} object")
+        return [{**body[member], **{k: v for k, v in body.items() if k != member}}]
 
 
-_FAN_OUT_KEYS = ("organisation_id", "software_statement_id")
-_SHARED_BATCHES = frozenset({"organisations", "software_statements"})
-"""Sources whose records other sources read (the organisation list; the software statements' IDs)."""
-_ORGS = "GET /organisations (paged; only when the organisations are not given by organisation_ids)"
-
-
-def _per_org(path: str, paged_table: str | None = None) -> Source:
-    note = " (paged)" if paged_table else ""
-    return Source(
-        (_ORGS, f"GET {path.replace('{org}', '{OrganisationId}')}{note} per organisation"),
-        lambda s: s.per_organisation(path, paged_table),
-    )
-
-
-def _reference(table: str, path: str) -> Source:
-    return Source((f"GET {path} (paged or plain array)",), lambda s: s.reference(path, table), per_organisation=False)
-
+_PER_ORGANISATION = "/organisations/{OrganisationId}"
 
 SOURCES: dict[str, Source] = {
-    "organisations": Source(("GET /organisations (paged)",), _Session.organisation_list),
-    "organisation_details": Source(
-        (_ORGS, "GET /organisations/{OrganisationId} per organisation"), _Session.organisation_details
-    ),
-    "authorisation_servers": _per_org("/organisations/{org}/authorisationservers"),
-    "software_statements": _per_org("/organisations/{org}/softwarestatements"),
+    ORGANISATIONS: Source("/organisations", paged=True),
+    "organisation_details": Source(_PER_ORGANISATION, over=ORGANISATIONS, record_member="OrgDetails"),
+    "authorisation_servers": Source(_PER_ORGANISATION + "/authorisationservers", over=ORGANISATIONS),
+    "software_statements": Source(_PER_ORGANISATION + "/softwarestatements", over=ORGANISATIONS),
     "software_statement_certificates": Source(
-        (
-            _ORGS,
-            "GET /organisations/{OrganisationId}/softwarestatements per organisation",
-            "GET /organisations/{OrganisationId}/softwarestatements/{SoftwareStatementId}/certificates "
-            "per software statement",
-        ),
-        _Session.software_statement_certificates,
+        _PER_ORGANISATION + "/softwarestatements/{SoftwareStatementId}/certificates", over="software_statements"
     ),
-    "organisation_certificates": _per_org("/organisations/{org}/certificates"),
-    "contacts": _per_org("/organisations/{org}/contacts", paged_table="contacts"),
-    "authority_claims": _per_org("/organisations/{org}/authorityclaims"),
-    "authority_domain_claims": _per_org(
-        "/organisations/{org}/authoritydomainclaims", paged_table="authority_domain_claims"
+    "organisation_certificates": Source(_PER_ORGANISATION + "/certificates", over=ORGANISATIONS),
+    "contacts": Source(_PER_ORGANISATION + "/contacts", over=ORGANISATIONS, paged=True),
+    "authority_claims": Source(_PER_ORGANISATION + "/authorityclaims", over=ORGANISATIONS),
+    "authority_domain_claims": Source(_PER_ORGANISATION + "/authoritydomainclaims", over=ORGANISATIONS, paged=True),
+    "authorities": Source("/references/authorities", paged=True, organisation_field=None),
+    "authorisation_domains": Source("/references/authorisationdomains", paged=True, organisation_field=None),
+    "authorisation_domain_roles": Source("/references/authorisationdomainroles", paged=True, organisation_field=None),
+    "clients": Source(
+        "/clients", paged=True, status_field="status", organisation_field="organisation_id", sends_filters=True
     ),
-    "authorities": _reference("authorities", "/references/authorities"),
-    "authorisation_domains": _reference("authorisation_domains", "/references/authorisationdomains"),
-    "authorisation_domain_roles": _reference("authorisation_domain_roles", "/references/authorisationdomainroles"),
-    "clients": Source(("GET /clients (paged; startDate, endDate, status)",), _Session.clients),
-    "participants_organisations": Source(
-        ("GET {participants_url} (public, no token; one JSON array)",), _Session.participants
-    ),
+    "participants_organisations": Source(PARTICIPANTS_LIST),
 }
-"""Fetch plan of every root table, by root table name."""
+"""How every root table is fetched, by root table name."""
+
+_SHARED_BATCHES = frozenset(source.over for source in SOURCES.values() if source.over)
+"""Sources whose records other sources read (the organisation list; the software statements' IDs)."""
 
 PARTICIPANT_TABLES: tuple[str, ...] = tuple(descendants("participants_organisations"))
 """The tables read from the public participants list (no token needed)."""
@@ -407,9 +326,26 @@ SNAPSHOT_TABLES: tuple[str, ...] = (
 )
 """The tables of the example ``raidiam_directory_snapshot`` DAG (also read by its tests and benchmark)."""
 
-_ROOT_OF = {table: root for root in SOURCES for table in descendants(root)}
-if set(_ROOT_OF) != set(TABLES):  # pragma: no cover - a schema/catalogue mismatch is a programming error
-    raise RuntimeError(f"tables without a source: {sorted(set(TABLES) - set(_ROOT_OF))}")
+
+def _check_sources() -> None:
+    """Every table has a source, and every fan-out's placeholders are fields its ``over`` rows supply."""
+    for root, source in SOURCES.items():
+        over = source.over
+        if over is None:
+            if source.placeholders:
+                raise ValueError(f"{root}: {source.path} has placeholders but no 'over' table to fill them")
+            continue
+        supplied = set(SOURCES[over].placeholders) | TABLES[over].sources if over in SOURCES else set()
+        if not source.placeholders or not set(source.placeholders) <= supplied:
+            raise ValueError(f"{root}: the rows of {over!r} do not supply every placeholder of {source.path}")
+        if over == ORGANISATIONS and source.placeholders != ("OrganisationId",):
+            raise ValueError(f"{root}: a fan-out over organisations fills {{OrganisationId}} only")
+    orphans = set(TABLES) - {table for root in SOURCES for table in descendants(root)}
+    if orphans:
+        raise ValueError(f"tables without a source: {sorted(orphans)}")
+
+
+_check_sources()
 
 
 def read_participant_tables(
@@ -423,4 +359,4 @@ def read_participant_tables(
     if unknown:
         raise ConfigurationError(f"Not participants tables: {unknown}; choose from {list(PARTICIPANT_TABLES)}.")
     # Participants tables only ever call get_public_json, which every PublicReader has.
-    return read_tables(cast(DirectoryReader, reader), tables, participants_url=participants_url)
+    return read_tables(cast(DirectoryReader, reader), tables, TableFilters(participants_url=participants_url))

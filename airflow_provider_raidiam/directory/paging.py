@@ -14,16 +14,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from airflow_provider_raidiam.concurrency import Logger
 from airflow_provider_raidiam.directory.reader import DirectoryReader
 from airflow_provider_raidiam.exceptions import ConfigurationError, PaginationError, ResponseFormatError
 
 MAX_RESTARTS = 2
+DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 50_000
 """The largest ``size`` the Directory API accepts (OpenAPI 1.3.7 ``PageableRequest``)."""
 DEFAULT_MAX_PAGES = 10_000
 """Pages one read may take unless the connection says otherwise: 10 million records at the default
 page size, several hundred times the largest real Directory list."""
+
+
+@dataclass(frozen=True)
+class PageLimits:
+    """How a reader pages: the ``size`` it asks for unless told otherwise, and the most pages one read may take."""
+
+    size: int = DEFAULT_PAGE_SIZE
+    max_pages: int = DEFAULT_MAX_PAGES
 
 
 class _TotalSizeMoved(Exception):
@@ -73,34 +81,33 @@ def check_page_size(page_size: object) -> int:
 def read_all_pages(
     reader: DirectoryReader,
     endpoint: str,
-    params: Mapping[str, Any] | None,
-    size: int,
+    params: Mapping[str, Any] | None = None,
+    page_size: int | None = None,
     *,
-    log: Logger,
     url: str | None = None,
-    max_pages: int = DEFAULT_MAX_PAGES,
 ) -> list[dict[str, Any]]:
     """Every record of ``endpoint``; pages after the first are fetched concurrently, a few at a time.
 
-    :param size: the page size to ask for.
+    :param page_size: the page size to ask for (default: the reader's ``page_limits.size``).
     :param url: the endpoint's absolute URL, for error reports.
-    :param max_pages: refuse a read of more pages than this (before requesting any page after the first).
 
-    A ``totalSize`` that moves during the read restarts it (``MAX_RESTARTS`` times at most). A plain JSON
-    array passes through as the records.
+    A read of more than the reader's ``page_limits.max_pages`` pages is refused before any page after the
+    first is requested. A ``totalSize`` that moves during the read restarts it (``MAX_RESTARTS`` times at
+    most). A plain JSON array passes through as the records.
 
-    :raises ConfigurationError: ``size`` is not from 1 to :data:`MAX_PAGE_SIZE`.
+    :raises ConfigurationError: ``page_size`` is not from 1 to :data:`MAX_PAGE_SIZE`.
     :raises PaginationError: the counts do not add up, are more than ``max_pages`` pages, or the data kept
         changing.
     :raises ResponseFormatError: a page is not an envelope (or an array) of objects.
     """
-    check_page_size(size)
+    limits = reader.page_limits
+    size = check_page_size(limits.size if page_size is None else page_size)
     where = url or endpoint
     for _attempt in range(MAX_RESTARTS + 1):
         try:
-            return _read_once(reader, endpoint, dict(params or {}), size, where, max_pages)
+            return _read_once(reader, endpoint, dict(params or {}), size, where, limits.max_pages)
         except _TotalSizeMoved:
-            log.warning("totalSize of %s changed during the read; reading it again from page 0", endpoint)
+            reader.log.warning("totalSize of %s changed during the read; reading it again from page 0", endpoint)
     raise PaginationError(
         f"{endpoint}: totalSize kept changing while the pages were read ({MAX_RESTARTS + 1} attempts). "
         "The Directory data is being modified; run the task again later.",

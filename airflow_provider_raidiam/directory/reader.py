@@ -1,13 +1,17 @@
-"""The read interface the Directory catalogue needs from an HTTP client.
+"""The read interface the Directory catalogue and paging need from an HTTP client.
 
 :class:`airflow_provider_raidiam.client.RaidiamClient` implements it; tests may pass any object with
-these methods.
+these members.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from airflow_provider_raidiam.concurrency import Logger
+    from airflow_provider_raidiam.directory.paging import PageLimits
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -24,14 +28,18 @@ class PublicReader(Protocol):
 class DirectoryReader(PublicReader, Protocol):
     """Read-only access to the Directory API, sharing one token and one connection pool."""
 
-    def get_json(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
-        """GET a protected endpoint (relative to ``api_base_url``) and return its parsed JSON body."""
+    @property
+    def log(self) -> Logger:
+        """Where paging reports a read it restarts."""
         ...
 
-    def paginate(
-        self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Yield every record of a paged endpoint (a plain JSON array passes through)."""
+    @property
+    def page_limits(self) -> PageLimits:
+        """The page size to ask for and the most pages one read may take."""
+        ...
+
+    def get_json(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET a protected endpoint (relative to ``api_base_url``) and return its parsed JSON body."""
         ...
 
     def fan_out(self, func: Callable[[T], R], items: Iterable[T]) -> list[R]:

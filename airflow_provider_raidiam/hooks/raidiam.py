@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -97,8 +97,8 @@ class RaidiamHook(BaseHook):
 
     def paginate(
         self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Yield every record of a paged Directory endpoint; see :meth:`RaidiamClient.paginate`."""
+    ) -> list[dict[str, Any]]:
+        """Every record of a paged Directory endpoint; see :meth:`RaidiamClient.paginate`."""
         return self.client.paginate(endpoint, params=params, page_size=page_size)
 
     def list_tables(self) -> list[str]:
@@ -112,18 +112,22 @@ class RaidiamHook(BaseHook):
         """Read one Directory table into a DataFrame with its documented schema.
 
         :param table: a name from :meth:`list_tables`.
-        :param filters: e.g. ``organisation_ids=[...]`` or ``status="Active"``.
+        :param filters: the fields of :class:`~airflow_provider_raidiam.directory.filters.TableFilters`,
+            e.g. ``organisation_ids=[...]`` or ``status="Active"``.
         """
         return self.get_pandas_dfs([table], **filters)[table]
 
-    def get_pandas_dfs(self, tables: list[str], **filters: Any) -> dict[str, pd.DataFrame]:
-        """Read several tables at once, sharing the API calls they have in common."""
+    def get_pandas_dfs(self, tables: Sequence[str], **filters: Any) -> dict[str, pd.DataFrame]:
+        """Read several tables at once, sharing the API calls they have in common (filters as above)."""
         from airflow_provider_raidiam.directory.catalogue import read_tables
+        from airflow_provider_raidiam.directory.filters import TableFilters
 
-        if filters.get("participants_url"):
-            self.client.allow_public(filters["participants_url"])
-        filters.setdefault("participants_url", self.settings.participants_url)
-        frames: dict[str, pd.DataFrame] = read_tables(self.client, tables, **filters)
+        checked = TableFilters.from_mapping(filters)
+        if checked.participants_url:
+            self.client.allow_public(checked.participants_url)
+        else:
+            checked = checked.merged(participants_url=self.settings.participants_url)
+        frames: dict[str, pd.DataFrame] = read_tables(self.client, tables, checked)
         return frames
 
     def get_participant_dfs(

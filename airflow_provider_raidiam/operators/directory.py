@@ -6,8 +6,6 @@ Airflow object storage (``file://``, ``s3://``, ``gs://``, ...) and returns the 
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import time
 from collections.abc import Mapping, Sequence
 from functools import cached_property
@@ -15,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from airflow_provider_raidiam.directory.catalogue import PARTICIPANT_TABLES, read_tables
+from airflow_provider_raidiam.directory.catalogue import PARTICIPANT_TABLES
+from airflow_provider_raidiam.directory.filters import TableFilters
 from airflow_provider_raidiam.exceptions import ConfigurationError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from airflow_provider_raidiam.lineage import directory_namespace, operator_lineage
@@ -28,12 +27,6 @@ from airflow_provider_raidiam.operators.output import (
 from airflow_provider_raidiam.version_compat import Asset, BaseOperator, Context
 
 DEFAULT_MAX_XCOM_ROWS = 100_000
-FILTERS = frozenset(
-    name
-    for name, parameter in inspect.signature(read_tables).parameters.items()
-    if parameter.kind is parameter.KEYWORD_ONLY
-)
-"""The filter names ``read_tables`` accepts (``RaidiamDirectoryOperator(filters=...)``)."""
 
 
 def table_asset(raidiam_conn_id: str, table: str) -> Asset:
@@ -126,7 +119,8 @@ class RaidiamDirectoryOperator(_TablesOperator):
     :param raidiam_conn_id: the ``raidiam`` connection. (templated)
     :param organisation_ids: restrict per-organisation reads to these organisations. (templated)
     :param status: keep only records with this ``Status`` (e.g. ``"Active"``). (templated)
-    :param filters: further filters for the tables, e.g. ``{"start_date": ...}`` for ``clients``. (templated)
+    :param filters: further fields of :class:`~airflow_provider_raidiam.directory.filters.TableFilters`, e.g.
+        ``{"start_date": ...}`` for ``clients``. (templated)
     :param output_uri: write ``<table>.<format>`` files under this object-storage URI instead of returning
         DataFrames through XCom; returns ``{"tables": {table: {"uri", "rows"}}}``. (templated)
     :param output_format: ``"parquet"`` (default) or ``"csv"``.
@@ -182,24 +176,13 @@ class RaidiamDirectoryOperator(_TablesOperator):
         if not tables:
             raise ConfigurationError(f"{type(self).__name__} needs at least one table name in 'tables'.")
         filters = dict(self.filters or {})
-        unknown = sorted(set(filters) - FILTERS)
-        if unknown:
-            close = difflib.get_close_matches(str(unknown[0]), FILTERS, n=1)
-            raise ConfigurationError(
-                f"Unknown filter(s) {unknown} in 'filters'{f' (did you mean {close[0]!r}?)' if close else ''}: "
-                f"use {sorted(FILTERS)}."
-            )
-        if isinstance(self.organisation_ids, str):
-            raise ConfigurationError(
-                "organisation_ids must be a list of IDs, not a single string (a template renders to text: pass a "
-                "list, or set render_template_as_native_obj=True on the DAG)."
-            )
         if self.organisation_ids is not None:
-            filters["organisation_ids"] = list(self.organisation_ids)
+            filters["organisation_ids"] = self.organisation_ids
         if self.status is not None:
             filters["status"] = self.status
+        checked = TableFilters.from_mapping(filters)  # before any connection is opened
         try:
-            frames = self.hook.get_pandas_dfs(tables, **filters)
+            frames = self.hook.get_pandas_dfs(tables, **vars(checked))
             calls, attempts, throttled = self.hook.call_stats()
         finally:
             self.hook.close()

@@ -37,7 +37,9 @@ from ground_truth import SNAPSHOT_TRUTH, snapshot_tables
 
 from airflow_provider_raidiam.auth.token_client import TOKEN_CACHE
 from airflow_provider_raidiam.client import RaidiamClient
+from airflow_provider_raidiam.concurrency import Logger
 from airflow_provider_raidiam.directory.catalogue import read_tables
+from airflow_provider_raidiam.directory.paging import PageLimits
 from airflow_provider_raidiam.exceptions import ApiError, PaginationError, ThrottledError, TokenError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from airflow_provider_raidiam.operators.directory import RaidiamDirectoryOperator
@@ -69,7 +71,8 @@ class RecordingReader:
     """A ``DirectoryReader`` that passes every call to the client and keeps the raw records it returned.
 
     Lets the test count records before flattening, so a page or a fan-out call counted twice shows as
-    such (a table would refuse its repeated keys with a ``DataIntegrityError``).
+    such (a table would refuse its repeated keys with a ``DataIntegrityError``). A paged read that restarts
+    from page 0 (its ``totalSize`` moved) starts its endpoint's records afresh: only the last read counts.
     """
 
     def __init__(self, client: RaidiamClient) -> None:
@@ -77,24 +80,28 @@ class RecordingReader:
         self.raw: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
-    def _keep(self, endpoint: str, records: Any) -> None:
+    def _keep(self, endpoint: str, records: Any, *, first_page: bool) -> None:
         kind = endpoint.rstrip("/").split("/")[-1] if endpoint.count("/") > 1 else "organisations"
         if kind == "certificates":
             kind = "ss-certificates" if "/softwarestatements/" in endpoint else "org-certificates"
         with self._lock:
+            if first_page:
+                self.raw[kind] = []
             self.raw.setdefault(kind, []).extend(records if isinstance(records, list) else [records])
+
+    @property
+    def log(self) -> Logger:
+        return self.client.log
+
+    @property
+    def page_limits(self) -> PageLimits:
+        return self.client.page_limits
 
     def get_json(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
         body = self.client.get_json(endpoint, params)
-        self._keep(endpoint, body)
+        paged = isinstance(body, dict) and isinstance(body.get("content"), list)
+        self._keep(endpoint, body["content"] if paged else body, first_page=paged and (params or {}).get("page") == 0)
         return body
-
-    def paginate(
-        self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
-    ) -> Iterator[dict[str, Any]]:
-        records = self.client.read_all_pages(endpoint, params, page_size)
-        self._keep(endpoint, records)
-        return iter(records)
 
     def fan_out(self, func: Callable[[T], R], items: Iterable[T]) -> list[R]:
         return self.client.fan_out(func, items)
@@ -479,7 +486,7 @@ def test_total_size_moving_during_a_paged_read_restarts_it(
     client = make_client()
     client.access_token()
     sb.set_api_faults(mutate_after_requests=1)  # after page 0 of the first read
-    records = client.read_all_pages("/organisations", page_size=PAGE_SIZE)
+    records = client.paginate("/organisations", page_size=PAGE_SIZE)
     truth = sb.ground_truth()["organisations"]
     assert truth["count"] == 301
     assert sorted(r["OrganisationId"] for r in records) == truth["ids"]
@@ -496,7 +503,7 @@ def test_total_size_that_keeps_moving_is_reported(sb: Sandbox, make_client: Make
     client.access_token()
     sb.set_api_faults(mutate_after_requests=1, mutate_repeat=True)  # a change after every request
     with pytest.raises(PaginationError, match="totalSize kept changing while the pages were read") as caught:
-        client.read_all_pages("/organisations", page_size=PAGE_SIZE)
+        client.paginate("/organisations", page_size=PAGE_SIZE)
     assert "run the task again later" in str(caught.value)
     # Three reads (MAX_RESTARTS + 1), each of page 0 and at least the page that saw the move; a read stops as
     # soon as a page disagrees with page 0, so none reads more pages than there are.

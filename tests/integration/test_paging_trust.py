@@ -60,7 +60,7 @@ def test_total_pages_that_contradicts_total_size_costs_one_request(
     fresh_sandbox_counters.set_api_faults(page_totals={"totalPages": 20000, "totalSize": 1})
 
     with pytest.raises(PaginationError, match="page 0 says totalPages 20000 for totalSize 1 in pages of 40"):
-        client.read_all_pages("/organisations", page_size=PAGE_SIZE)
+        client.paginate("/organisations", page_size=PAGE_SIZE)
 
     assert organisation_pages_served(fresh_sandbox_counters) == 1
 
@@ -71,14 +71,14 @@ def test_more_pages_than_max_pages_cost_one_request(fresh_sandbox_counters: Sand
     fresh_sandbox_counters.set_api_faults(page_totals=totals)
 
     with pytest.raises(PaginationError, match=r"3000000 pages of 40 .* are more than max_pages 10000"):
-        client.read_all_pages("/organisations", page_size=PAGE_SIZE)
+        client.paginate("/organisations", page_size=PAGE_SIZE)
 
     assert organisation_pages_served(fresh_sandbox_counters) == 1
 
 
 CHILD = textwrap.dedent(
     """
-    import json, logging, resource, sys
+    import dataclasses, json, resource, sys
     from airflow_provider_raidiam.client import RaidiamClient
     from airflow_provider_raidiam.connection import RaidiamSettings
     from airflow_provider_raidiam.directory.paging import read_all_pages
@@ -88,7 +88,9 @@ CHILD = textwrap.dedent(
             return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
 
     fields = json.loads(sys.argv[1])
-    with RaidiamClient(RaidiamSettings.from_fields(**fields)) as client:
+    # max_pages past the claim (more than a connection may set), so only lazy paging keeps the read cheap.
+    settings = dataclasses.replace(RaidiamSettings.from_fields(**fields), max_pages=5_000_000)
+    with RaidiamClient(settings) as client:
         client.get_json("/organisations", {"page": 0, "size": 1})  # warm up: TLS, token
         # A safety net for the machine should paging regress: 2 GiB more address space at most.
         resource.setrlimit(
@@ -98,7 +100,7 @@ CHILD = textwrap.dedent(
             clear_refs.write("5")  # restart the peak RSS (VmHWM) from here
         before = status_kib("VmHWM")
         try:
-            read_all_pages(client, "/organisations", None, 100, log=logging.getLogger(), max_pages=5_000_000)
+            read_all_pages(client, "/organisations", None, 100)
             error = None
         except BaseException as caught:
             error = f"{type(caught).__name__}: {caught}"
@@ -165,7 +167,7 @@ def test_the_page_shift_fault_really_loses_a_record(fresh_sandbox_counters: Sand
     fresh_sandbox_counters.set_api_faults(page_shift=True)
     ids = fresh_sandbox_counters.ground_truth()["organisations"]["ids"]
 
-    records = client.read_all_pages("/organisations", page_size=PAGE_SIZE)
+    records = client.paginate("/organisations", page_size=PAGE_SIZE)
 
     read = [record["OrganisationId"] for record in records]
     assert len(read) == ORGANISATIONS

@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,15 +21,21 @@ from typing import Any, TypeVar
 import pandas as pd
 import pytest
 
+from airflow_provider_raidiam.directory import catalogue
 from airflow_provider_raidiam.directory.catalogue import (
     PARTICIPANT_TABLES,
+    SOURCES,
+    Source,
+    endpoints_of,
     list_tables,
     read_table,
     read_tables,
     source_of,
 )
+from airflow_provider_raidiam.directory.filters import TableFilters
+from airflow_provider_raidiam.directory.paging import PageLimits
 from airflow_provider_raidiam.directory.reader import DirectoryReader
-from airflow_provider_raidiam.directory.schema import TABLES
+from airflow_provider_raidiam.directory.schema import TABLES, Column, TableSchema
 from airflow_provider_raidiam.exceptions import ApiError, ConfigurationError, DataIntegrityError, ResponseFormatError
 
 T = TypeVar("T")
@@ -209,8 +216,10 @@ class FakeReader:
         self.routes = directory() if routes is None else routes
         self.calls: Counter[str] = Counter()
         self.params: dict[str, Mapping[str, Any] | None] = {}
-        self.page_sizes: set[int | None] = set()
+        self.page_sizes: set[int] = set()
         self.fan_outs = 0
+        self.log = logging.getLogger(__name__)
+        self.page_limits = PageLimits()
         self._lock = threading.Lock()
 
     def _get(self, endpoint: str) -> Any:
@@ -221,14 +230,10 @@ class FakeReader:
         return copy.deepcopy(self.routes[endpoint])
 
     def get_json(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
+        if params is not None and "page" in params:  # a paged read: the fake answers page 0 with a plain array
+            self.params[endpoint] = {k: v for k, v in params.items() if k not in ("page", "size")}
+            self.page_sizes.add(params["size"])
         return self._get(endpoint)
-
-    def paginate(
-        self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int | None = None
-    ) -> Iterator[dict[str, Any]]:
-        self.params[endpoint] = params
-        self.page_sizes.add(page_size)
-        yield from self._get(endpoint)
 
     def get_public_json(self, url: str) -> Any:
         return self._get(url)
@@ -291,7 +296,7 @@ def test_list_tables() -> None:
 
 @pytest.mark.parametrize("table", PUBLIC_TABLE_NAMES)
 def test_every_table_reads_with_its_schema(reader: FakeReader, table: str) -> None:
-    frame = read_table(reader, table, participants_url=PARTICIPANTS_URL)
+    frame = read_table(reader, table, TableFilters(participants_url=PARTICIPANTS_URL))
     assert list(frame.columns) == TABLES[table].column_names
     assert {c: str(t) for c, t in frame.dtypes.items()} == TABLES[table].dtypes
     key = list(TABLES[table].key)
@@ -300,7 +305,7 @@ def test_every_table_reads_with_its_schema(reader: FakeReader, table: str) -> No
 
 
 def test_whole_directory_row_counts(reader: FakeReader) -> None:
-    frames = read_tables(reader, list_tables(), participants_url=PARTICIPANTS_URL)
+    frames = read_tables(reader, list_tables(), TableFilters(participants_url=PARTICIPANTS_URL))
     assert {t: len(f) for t, f in frames.items()} == {
         "organisations": 3,
         "organisation_details": 3,
@@ -427,7 +432,7 @@ PER_ORGANISATION = [t for t in PUBLIC_TABLE_NAMES if t not in REFERENCE_TABLES]
 
 @pytest.mark.parametrize("table", PER_ORGANISATION)
 def test_no_organisations_means_no_requests_and_empty_typed_tables(reader: FakeReader, table: str) -> None:
-    frame = read_table(reader, table, organisation_ids=[], participants_url=PARTICIPANTS_URL)
+    frame = read_table(reader, table, TableFilters(organisation_ids=[], participants_url=PARTICIPANTS_URL))
     assert frame.empty
     assert list(frame.columns) == TABLES[table].column_names
     assert {c: str(t) for c, t in frame.dtypes.items()} == TABLES[table].dtypes
@@ -436,11 +441,11 @@ def test_no_organisations_means_no_requests_and_empty_typed_tables(reader: FakeR
 
 
 def test_reference_tables_ignore_organisation_ids(reader: FakeReader) -> None:
-    assert len(read_table(reader, "authorities", organisation_ids=[])) == 2
+    assert len(read_table(reader, "authorities", TableFilters(organisation_ids=[]))) == 2
 
 
 def test_organisation_ids_restrict_the_fan_out_without_listing_organisations(reader: FakeReader) -> None:
-    frames = read_tables(reader, ["authorisation_servers", "contacts"], organisation_ids=["org-b"])
+    frames = read_tables(reader, ["authorisation_servers", "contacts"], TableFilters(organisation_ids=["org-b"]))
     assert frames["authorisation_servers"]["authorisation_server_id"].tolist() == ["as-b1"]
     assert frames["contacts"]["organisation_id"].tolist() == ["org-b"]
     assert reader.calls == Counter({"/organisations/org-b/authorisationservers": 1, "/organisations/org-b/contacts": 1})
@@ -450,8 +455,7 @@ def test_organisation_ids_filter_listed_tables(reader: FakeReader) -> None:
     frames = read_tables(
         reader,
         ["organisations", "clients", "participants_authorisation_servers"],
-        organisation_ids=("org-a", "org-c"),
-        participants_url=PARTICIPANTS_URL,
+        TableFilters(organisation_ids=("org-a", "org-c"), participants_url=PARTICIPANTS_URL),
     )
     assert frames["organisations"]["organisation_id"].tolist() == ["org-a", "org-c"]
     assert frames["clients"]["organisation_id"].tolist() == ["org-a"]
@@ -459,7 +463,7 @@ def test_organisation_ids_filter_listed_tables(reader: FakeReader) -> None:
 
 
 def test_status_restricts_organisations_and_their_fan_outs(reader: FakeReader) -> None:
-    frames = read_tables(reader, ["organisations", "software_statements"], status="active")
+    frames = read_tables(reader, ["organisations", "software_statements"], TableFilters(status="active"))
     assert frames["organisations"]["organisation_id"].tolist() == ["org-a", "org-c"]
     assert frames["software_statements"]["software_statement_id"].tolist() == ["ss-a1", "ss-a2"]
     assert "/organisations/org-b/softwarestatements" not in reader.calls
@@ -467,26 +471,27 @@ def test_status_restricts_organisations_and_their_fan_outs(reader: FakeReader) -
 
 
 def test_status_and_organisation_ids_together(reader: FakeReader) -> None:
-    servers = read_table(reader, "authorisation_servers", status="Active", organisation_ids=["org-b", "org-c"])
+    servers = read_table(
+        reader, "authorisation_servers", TableFilters(status="Active", organisation_ids=["org-b", "org-c"])
+    )
     assert servers.empty
     assert list(servers.columns) == TABLES["authorisation_servers"].column_names
     assert reader.calls == Counter({"/organisations": 1, "/organisations/org-c/authorisationservers": 1})
 
 
 def test_status_filters_reference_and_participant_rows(reader: FakeReader) -> None:
-    assert read_table(reader, "authorities", status="Inactive")["authority_id"].tolist() == ["old"]
+    assert read_table(reader, "authorities", TableFilters(status="Inactive"))["authority_id"].tolist() == ["old"]
     parts = read_tables(
         reader,
         ["participants_organisations", "participants_api_resources"],
-        status="Withdrawn",
-        participants_url=PARTICIPANTS_URL,
+        TableFilters(status="Withdrawn", participants_url=PARTICIPANTS_URL),
     )
     assert parts["participants_organisations"]["organisation_id"].tolist() == ["org-b"]
     assert parts["participants_api_resources"]["api_resource_id"].tolist() == ["as-b1-r0"]
 
 
 def test_page_size_reaches_paged_endpoints(reader: FakeReader) -> None:
-    read_tables(reader, ["contacts", "authority_domain_claims"], page_size=500)
+    read_tables(reader, ["contacts", "authority_domain_claims"], TableFilters(page_size=500))
     assert reader.page_sizes == {500}
 
 
@@ -517,24 +522,24 @@ def test_clients_table(reader: FakeReader) -> None:
     ],
 )
 def test_clients_incremental_window(reader: FakeReader, start: Any, sent: str) -> None:
-    read_table(reader, "clients", start_date=start, end_date=date(2024, 3, 1), status="Active")
+    read_table(reader, "clients", TableFilters(start_date=start, end_date=date(2024, 3, 1), status="Active"))
     assert reader.params["/clients"] == {"startDate": sent, "endDate": "2024-03-01T00:00:00Z", "status": "Active"}
 
 
 def test_clients_status_is_also_applied_locally(reader: FakeReader) -> None:
-    assert read_table(reader, "clients", status="inactive")["client_id"].tolist() == ["c-2"]
+    assert read_table(reader, "clients", TableFilters(status="inactive"))["client_id"].tolist() == ["c-2"]
 
 
 def test_bad_start_date() -> None:
     with pytest.raises(ConfigurationError, match="start_date must be a datetime"):
-        read_table(FakeReader(), "clients", start_date=12345)  # type: ignore[arg-type]
+        read_table(FakeReader(), "clients", TableFilters(start_date=12345))  # type: ignore[arg-type]
 
 
 # ---- participants -------------------------------------------------------------------------------------
 
 
 def test_participants_use_the_public_url_only(reader: FakeReader) -> None:
-    frames = read_tables(reader, list(PARTICIPANT_TABLES), participants_url=PARTICIPANTS_URL)
+    frames = read_tables(reader, list(PARTICIPANT_TABLES), TableFilters(participants_url=PARTICIPANTS_URL))
     assert reader.calls == Counter({PARTICIPANTS_URL: 1})
     orgs = frames["participants_organisations"]
     assert orgs["tag"].tolist() == ["Api Provider"] * 3
@@ -582,7 +587,7 @@ def test_unknown_table_among_valid_ones_makes_no_request(reader: FakeReader) -> 
 )
 def test_bad_filters(reader: FakeReader, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        read_table(reader, "organisations", **kwargs)
+        read_table(reader, "organisations", TableFilters.from_mapping(kwargs))
     assert not reader.calls
 
 
@@ -606,7 +611,7 @@ def test_tables_must_be_a_list(reader: FakeReader) -> None:
             "api_resources",
             "expected ApiResources to be an array, got a string",
         ),
-        ("/organisations", [["org-a"]], "organisations", "GET /organisations: expected a JSON array of objects"),
+        ("/organisations", [["org-a"]], "organisations", "/organisations page 0: expected a JSON array of objects"),
         (
             "/organisations/org-a",
             {"Organisation": {}},
@@ -625,7 +630,7 @@ def test_wrong_shapes_name_the_endpoint(endpoint: str, body: Any, table: str, me
     routes = directory()
     routes[endpoint] = body
     with pytest.raises(ResponseFormatError, match=message.replace("(", r"\(").replace("?", r"\?")):
-        read_table(FakeReader(routes), table, participants_url=PARTICIPANTS_URL)
+        read_table(FakeReader(routes), table, TableFilters(participants_url=PARTICIPANTS_URL))
 
 
 # ---- repeated or missing records: a typed error, never a silent drop ------------------------------------
@@ -646,7 +651,7 @@ def test_a_record_repeated_in_a_paged_read_is_an_error(tables: list[str], status
     reader = FakeReader(routes)
 
     with pytest.raises(DataIntegrityError) as caught:
-        read_tables(reader, tables, status=status)
+        read_tables(reader, tables, TableFilters(status=status))
 
     assert caught.value.table == "organisations"
     assert caught.value.examples == ["organisation_id='org-b'"]
@@ -658,7 +663,7 @@ def test_a_record_without_its_key_in_a_paged_read_is_an_error() -> None:
     routes = directory()
     routes["/clients"] = [*routes["/clients"], {"client_name": "no id", "status": "Active"}]
     with pytest.raises(DataIntegrityError, match=r"GET /clients \(paged\): table clients: 1 record"):
-        read_table(FakeReader(routes), "clients", status="Inactive")
+        read_table(FakeReader(routes), "clients", TableFilters(status="Inactive"))
 
 
 def test_a_software_statement_under_two_organisations_is_an_error() -> None:
@@ -675,6 +680,60 @@ def test_api_errors_propagate() -> None:
     with pytest.raises(ApiError) as info:
         read_table(FakeReader(routes), "contacts")
     assert info.value.status == 404
+
+
+# ---- a table is a declaration ------------------------------------------------------------------------
+
+
+def test_a_new_per_organisation_table_is_one_declaration(reader: FakeReader, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An endpoint the catalogue does not know, declared here and nowhere else: schema plus source.
+    widgets = TableSchema(
+        "widgets",
+        "One row per widget",
+        (Column("OrganisationId", name="organisation_id", inherited=True), Column("WidgetId"), Column("Size")),
+        key=("widget_id",),
+        parent="organisations",
+        parent_key=("organisation_id",),
+    )
+    monkeypatch.setitem(TABLES, "widgets", widgets)
+    monkeypatch.setitem(
+        SOURCES, "widgets", Source("/organisations/{OrganisationId}/widgets", over="organisations", paged=True)
+    )
+    reader.routes["/organisations/org-a/widgets"] = [{"WidgetId": "w1", "Size": 3}]
+    reader.routes["/organisations/org-c/widgets"] = [{"WidgetId": "w2", "Colour": "red"}]
+
+    frame = read_table(reader, "widgets", TableFilters(status="Active", page_size=7))
+
+    assert frame[["organisation_id", "widget_id", "size"]].astype(object).values.tolist() == [
+        ["org-a", "w1", "3"],
+        ["org-c", "w2", pd.NA],
+    ]
+    assert json.loads(frame["extra"].iloc[1]) == {"Colour": "red"}
+    assert reader.calls == Counter(
+        {"/organisations": 1, "/organisations/org-a/widgets": 1, "/organisations/org-c/widgets": 1}
+    )
+    assert reader.page_sizes == {7}
+    assert endpoints_of("widgets") == (
+        "GET /organisations (paged; only when the organisations are not given by organisation_ids)",
+        "GET /organisations/{OrganisationId}/widgets (paged) per organisation",
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (Source("/things/{ThingId}"), "has placeholders but no 'over' table"),
+        (Source("/organisations/{OrganisationId}/x/{ThingId}", over="organisations"), "do not supply every"),
+        (Source("/organisations/x", over="organisations"), "do not supply every"),
+        (Source("/x/{AuthorisationServerId}", over="unknown"), "do not supply every"),
+    ],
+)
+def test_a_source_whose_calls_cannot_be_filled_is_refused(
+    source: Source, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(SOURCES, "broken", source)
+    with pytest.raises(ValueError, match=message):
+        catalogue._check_sources()
 
 
 def test_source_of() -> None:
@@ -697,3 +756,17 @@ def test_tables_doc_is_generated_from_the_declarations() -> None:
     assert module.DOC.read_text(encoding="utf-8") == text, "run: python scripts/gen_tables_doc.py"
     for table in PUBLIC_TABLE_NAMES:
         assert f"### `{table}`" in text
+
+
+# ---- the filters type ---------------------------------------------------------------------------------
+
+
+def test_filters_take_any_iterable_of_ids_once_each_in_order() -> None:
+    filters = TableFilters(organisation_ids=pd.Series(["org-b", "org-a", "org-b"]))
+    assert filters.organisation_ids == ("org-b", "org-a")
+    assert filters.merged(status="Active") == TableFilters(organisation_ids=("org-b", "org-a"), status="Active")
+
+
+def test_an_unknown_filter_name_suggests_the_closest(reader: FakeReader) -> None:
+    with pytest.raises(ConfigurationError, match=r"Unknown filter\(s\) \['statuss'\] \(did you mean 'status'\?\)"):
+        TableFilters.from_mapping({"statuss": "Active"})

@@ -541,7 +541,7 @@ def test_paginate_uses_the_connection_page_size(
     client = RaidiamClient(tls_settings(page_size="4"), retry=kit.FAST_RETRY)
     seen = serve_pages(api, kit.API_BASE + "/organisations", [{"id": i} for i in range(5)])
 
-    assert len(client.read_all_pages("/organisations")) == 5
+    assert len(client.paginate("/organisations")) == 5
     assert [p["size"] for p in seen] == ["4", "4"]
 
 
@@ -576,7 +576,7 @@ def test_page_size_out_of_range_is_refused_before_any_request(
 ) -> None:
     # Before the fix, 0 fell back to the connection's page size and 50,001 was sent as is.
     with pytest.raises(ConfigurationError, match="page_size must be a whole number from 1 to 50000"):
-        client.read_all_pages("/x", page_size=page_size)
+        client.paginate("/x", page_size=page_size)
     assert api_calls(api, kit) == []
 
 
@@ -625,11 +625,11 @@ def test_total_pages_must_be_ceil_of_total_size_over_size(
     api.add_callback(responses.GET, kit.API_BASE + "/x", callback=callback)
 
     if ok:
-        assert client.read_all_pages("/x", page_size=3) == records
+        assert client.paginate("/x", page_size=3) == records
         assert len(api_calls(api, kit)) == max(total_pages, 1)
     else:
         with pytest.raises(PaginationError, match="no further page was requested"):
-            client.read_all_pages("/x", page_size=3)
+            client.paginate("/x", page_size=3)
         assert len(api_calls(api, kit)) == 1
 
 
@@ -643,7 +643,7 @@ def test_more_pages_than_max_pages_are_refused_before_reading_them(
         client.tls = shared_tls  # type: ignore[misc]
 
         with pytest.raises(PaginationError) as caught:
-            client.read_all_pages("/x", page_size=1000)
+            client.paginate("/x", page_size=1000)
 
     assert "3000000 pages of 1000 (totalSize 3000000000) are more than max_pages 10000" in str(caught.value)
     assert "connection extra 'max_pages'" in str(caught.value)
@@ -656,10 +656,10 @@ def test_max_pages_comes_from_the_connection(
     serve_pages(api, kit.API_BASE + "/x", [{"id": i} for i in range(6)])
     with RaidiamClient(tls_settings(max_pages=5), retry=kit.FAST_RETRY) as client:
         client.tls = shared_tls  # type: ignore[misc]
-        assert len(client.read_all_pages("/x", page_size=2)) == 6  # 3 pages
+        assert len(client.paginate("/x", page_size=2)) == 6  # 3 pages
 
         with pytest.raises(PaginationError, match=r"6 pages of 1 \(totalSize 6\) are more than max_pages 5"):
-            client.read_all_pages("/x", page_size=1)
+            client.paginate("/x", page_size=1)
     assert len(api_calls(api, kit)) == 3 + 1
 
 
@@ -677,7 +677,7 @@ def test_a_short_page_stops_the_read_after_a_bounded_number_of_requests(
         client.tls = shared_tls  # type: ignore[misc]
 
         with pytest.raises(PaginationError) as caught:
-            client.read_all_pages("/x", page_size=10)
+            client.paginate("/x", page_size=10)
 
     assert "page 1: 1 records (totalPages 5000), but page 0 promised 5000 pages of 10" in str(caught.value)
     # page 0, then at most 2 * max_workers pages in flight when page 1 is found short
@@ -696,7 +696,7 @@ def test_a_later_page_must_agree_with_page_0(
     api.add_callback(responses.GET, kit.API_BASE + "/x", callback=callback)
 
     with pytest.raises(PaginationError, match=r"/x page 2: .*nothing was kept"):
-        client.read_all_pages("/x", page_size=2)
+        client.paginate("/x", page_size=2)
 
 
 @pytest.mark.parametrize(

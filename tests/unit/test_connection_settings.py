@@ -8,12 +8,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_raidiam.connection import AuthMethod, RaidiamSettings
-from airflow_provider_raidiam.connection_fields import (
-    DEFAULT_MAX_WORKERS,
-    DEFAULT_PAGE_SIZE,
-    DEFAULT_SCOPE,
-    DEFAULT_TIMEOUT,
-)
+from airflow_provider_raidiam.connection_fields import DEFAULT_MAX_WORKERS, DEFAULT_SCOPE, DEFAULT_TIMEOUT
+from airflow_provider_raidiam.directory.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_raidiam.exceptions import ConfigurationError, RaidiamError
 from airflow_provider_raidiam.limits import ResponseLimits
 
