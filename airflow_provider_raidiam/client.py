@@ -140,9 +140,9 @@ class RaidiamClient:
         metadata = self.discovery()
         method = self.settings.auth_method
         supported = metadata.auth_methods_supported
-        if supported is not None and method.value not in supported:
+        if supported is not None and method not in supported:
             raise DiscoveryError(
-                f"{metadata.issuer} does not support auth_method {method.value!r} (it supports "
+                f"{metadata.issuer} does not support auth_method {method!r} (it supports "
                 f"{server_text(list(supported))}). Change the connection's auth_method."
             )
         endpoint = metadata.token_endpoint_for(mtls=self.settings.uses_mtls)

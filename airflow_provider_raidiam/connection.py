@@ -1,7 +1,8 @@
 """Parse and validate the fields of a ``raidiam`` connection into :class:`RaidiamSettings`.
 
 Each extra is parsed as :mod:`airflow_provider_raidiam.connection_fields` declares it; this module adds the
-checks that span several fields (the issuer, the credentials each ``auth_method`` needs).
+checks that span several fields (the issuer, the credentials each ``auth_method`` needs: each client-auth
+class declares its own, see :mod:`airflow_provider_raidiam.auth.client_auth`).
 
 Importable without Airflow: :meth:`RaidiamSettings.from_connection` takes any object with the
 ``host``/``login``/``password``/``extra_dejson`` attributes of an Airflow ``Connection``.
@@ -15,11 +16,11 @@ from typing import Any, Protocol
 
 from airflow_provider_raidiam.auth.client_auth import CLIENT_AUTHS
 from airflow_provider_raidiam.boundary import require_https_url
-from airflow_provider_raidiam.connection_fields import AuthMethod, read_extras
+from airflow_provider_raidiam.connection_fields import read_extras
 from airflow_provider_raidiam.exceptions import ConfigurationError
 from airflow_provider_raidiam.limits import ResponseLimits
 
-__all__ = ["AuthMethod", "ConnectionLike", "RaidiamSettings"]
+__all__ = ["ConnectionLike", "RaidiamSettings"]
 
 WELL_KNOWN_SUFFIX = "/.well-known/openid-configuration"
 
@@ -49,7 +50,8 @@ class RaidiamSettings:
     client_id: str
     key_passphrase: str | None = field(repr=False)
     discovery_url: str
-    auth_method: AuthMethod
+    auth_method: str
+    """A key of :data:`~airflow_provider_raidiam.auth.client_auth.CLIENT_AUTHS` (a client-auth class's name)."""
     transport_cert: str | None = field(repr=False)
     transport_private_key: str | None = field(repr=False)
     ca_bundle: str | None = field(repr=False)

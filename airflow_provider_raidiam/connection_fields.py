@@ -6,6 +6,11 @@ parses it (:func:`read_extras`), the unknown-extra warning, ``get_provider_info(
 ``ui-field-behaviour``, and the connection reference in ``docs/connection.md``. To add an extra, add one
 :class:`ExtraField` here and the attribute of the same name to ``RaidiamSettings``.
 
+The ``auth_method`` choices are not listed here: they are the names in the client-auth registry
+(:data:`~airflow_provider_raidiam.auth.client_auth.CLIENT_AUTHS`), read live, so an auth method is declared
+once, by its class. That is why this module imports ``auth.client_auth`` (which imports nothing of the
+settings), and not the other way round.
+
 Importable without Airflow.
 """
 
@@ -16,11 +21,12 @@ import enum
 import logging
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from airflow_provider_raidiam.auth.client_auth import CLIENT_AUTHS, TlsClientAuth
 from airflow_provider_raidiam.boundary import require_https_url
 from airflow_provider_raidiam.directory.paging import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from airflow_provider_raidiam.exceptions import ConfigurationError, RaidiamDeprecationWarning
@@ -34,13 +40,6 @@ DEFAULT_MAX_WORKERS = 16
 DEFAULT_THROTTLE_TIMEOUT = 300.0
 SIGNING_ALGORITHMS = ("PS256", "RS256", "ES256")
 AUDIENCE_KEYWORDS = ("issuer", "token_endpoint")
-
-
-class AuthMethod(enum.StrEnum):
-    """Client authentication methods Raidiam accepts at its token endpoint."""
-
-    TLS_CLIENT_AUTH = "tls_client_auth"
-    PRIVATE_KEY_JWT = "private_key_jwt"
 
 
 class Kind(enum.Enum):
@@ -64,7 +63,8 @@ class ExtraField:
     :param description: the form's help text.
     :param kind: how the value is parsed and shown.
     :param default: the value when the extra is unset, as JSON (it is parsed like a given value).
-    :param choices: the accepted values of a :attr:`Kind.CHOICE` field.
+    :param choices: the accepted values of a :attr:`Kind.CHOICE` field, in the form's order; a live view
+        (such as a registry's keys) is read each time, so the field follows the registry.
     :param minimum: the smallest accepted value of a number field (without it: any number above 0).
     :param maximum: the largest accepted value of a number field.
     :param examples: suggestions the form offers.
@@ -78,7 +78,7 @@ class ExtraField:
     description: str
     kind: Kind = Kind.TEXT
     default: str | float | None = None
-    choices: tuple[str, ...] = ()
+    choices: Collection[str] = ()
     minimum: float | None = None
     maximum: float | None = None
     examples: tuple[str, ...] = ()
@@ -165,7 +165,8 @@ def _choice(field: ExtraField, value: object) -> str:
     for choice in field.choices:
         if text.casefold() == choice.casefold():
             return choice
-    raise ConfigurationError(f"Unknown {field.name} {text!r}: use one of {list(field.choices)}.")
+    hint = _did_you_mean(text, field.choices)
+    raise ConfigurationError(f"Unknown {field.name} {text!r}: use one of {list(field.choices)}{hint}.")
 
 
 def _number(field: ExtraField, value: object) -> float:
@@ -215,12 +216,11 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
     ExtraField(
         "auth_method",
         "Client authentication",
-        "How the client authenticates at the token endpoint: the transport certificate alone "
+        "How the client authenticates at the token endpoint, e.g. with the transport certificate alone "
         "(tls_client_auth) or a signed client assertion (private_key_jwt).",
         Kind.CHOICE,
-        default=AuthMethod.TLS_CLIENT_AUTH.value,
-        choices=tuple(method.value for method in AuthMethod),
-        convert=lambda name, value: AuthMethod(value),
+        default=TlsClientAuth.method,
+        choices=CLIENT_AUTHS.keys(),
         details="RFC 8705 and RFC 7523. With `private_key_jwt` the assertion is sent over mTLS when a transport "
         "certificate is set.",
     ),
@@ -464,15 +464,19 @@ def read_extras(extra: Mapping[str, Any] | None) -> dict[str, Any]:
         if name in _BY_ALIAS:
             _warn_deprecated(name, _BY_ALIAS[name], both_set=_BY_ALIAS[name].name in given)
         elif name not in EXTRAS:
-            close = difflib.get_close_matches(name, list(EXTRAS) + list(_BY_ALIAS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            log.warning("Ignoring unknown connection extra %r%s.", name, hint)
+            log.warning("Ignoring unknown connection extra %r%s.", name, _did_you_mean(name, [*EXTRAS, *_BY_ALIAS]))
     return {
         field.name: field.parse(
             given.get(field.name, next((given[alias] for alias in field.aliases if alias in given), None))
         )
         for field in EXTRA_FIELDS
     }
+
+
+def _did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` naming the known word closest to ``word``, or ``""`` when none is close."""
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _warn_deprecated(alias: str, field: ExtraField, *, both_set: bool) -> None:

@@ -1,8 +1,17 @@
-"""Client authentication methods for the token endpoint, one class per method behind one interface.
+"""Client authentication methods for the token endpoint: one class per method, registered by its name.
 
-Each class registers itself by its ``auth_method`` name (as Authlib does) and declares the connection
-fields it requires: connection validation and :func:`client_auth_for` look it up in :data:`CLIENT_AUTHS`,
-so adding a method is one class (plus its name in :class:`AuthMethod`).
+Each :class:`ClientAuth` subclass declares the plain ``auth_method`` name it implements (:attr:`ClientAuth.method`)
+and registers itself under it in :data:`CLIENT_AUTHS` when it is defined (as Authlib does). That registry is
+the one home of the methods: the ``auth_method`` drop-down of the connection form and its older-Airflow
+fallback, the values settings accept (with a did-you-mean hint for a typo), the generated connection
+reference, the per-method required-field check and :func:`client_auth_for` all read it. Adding a method is
+one class here.
+
+Import direction: this module imports nothing of the connection's fields or settings (only credentials and
+exceptions), so :mod:`~airflow_provider_raidiam.connection_fields` imports it and gives the ``auth_method``
+field the registry's live key view as its choices: a class defined later, even in a test, is a choice at
+once, with no lazy import and no second list. Settings reach this module only for typing
+(:meth:`ClientAuth.from_settings`).
 """
 
 from __future__ import annotations
@@ -15,7 +24,6 @@ from typing import TYPE_CHECKING, ClassVar
 import jwt
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from airflow_provider_raidiam.connection_fields import AuthMethod
 from airflow_provider_raidiam.credentials import load_signing_key
 from airflow_provider_raidiam.exceptions import ConfigurationError
 
@@ -26,8 +34,8 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 60
 
 
-CLIENT_AUTHS: dict[AuthMethod, type[ClientAuth]] = {}
-"""Every client-auth class by the ``auth_method`` it implements (filled as the classes are defined)."""
+CLIENT_AUTHS: dict[str, type[ClientAuth]] = {}
+"""Every client-auth class by the ``auth_method`` name it implements, in the order they were defined."""
 
 
 class ClientAuth(abc.ABC):
@@ -37,7 +45,8 @@ class ClientAuth(abc.ABC):
     :attr:`needs` and :attr:`needs_help`, and implements :meth:`from_settings`.
     """
 
-    method: ClassVar[AuthMethod]
+    method: ClassVar[str]
+    """The ``auth_method`` name (the connection's extra, the token endpoint's auth method name)."""
     requires: ClassVar[tuple[str, ...]]
     """The :class:`RaidiamSettings` fields this method cannot work without."""
     needs: ClassVar[str]
@@ -66,7 +75,7 @@ class ClientAuth(abc.ABC):
         names = " and ".join(f"'{name}'" for name in cls.requires)
         extras = "extras" if len(cls.requires) > 1 else "extra"
         raise ConfigurationError(
-            f"auth_method '{cls.method.value}' needs {cls.needs}: set the {extras} {names} {cls.needs_help}."
+            f"auth_method '{cls.method}' needs {cls.needs}: set the {extras} {names} {cls.needs_help}."
         )
 
     @abc.abstractmethod
@@ -81,7 +90,7 @@ class ClientAuth(abc.ABC):
 class TlsClientAuth(ClientAuth):
     """RFC 8705 ``tls_client_auth``: ``client_id`` in the body, the certificate on the TLS connection."""
 
-    method = AuthMethod.TLS_CLIENT_AUTH
+    method = "tls_client_auth"
     requires = ("transport_cert", "transport_private_key")
     needs = "a transport certificate"
     needs_help = "(the certificate registered for this client)"
@@ -106,7 +115,7 @@ class TlsClientAuth(ClientAuth):
 class PrivateKeyJwt(ClientAuth):
     """RFC 7523 ``private_key_jwt``: a short-lived signed ``client_assertion`` in the body."""
 
-    method = AuthMethod.PRIVATE_KEY_JWT
+    method = "private_key_jwt"
     requires = ("signing_private_key",)
     needs = "a signing key"
     needs_help = "(the private key of your signing certificate, a file path or PEM text) and 'signing_key_id' (its kid)"
@@ -169,11 +178,11 @@ class PrivateKeyJwt(ClientAuth):
         return _common_hint(error, self.method)
 
 
-def _common_hint(error: str | None, method: AuthMethod) -> str:
+def _common_hint(error: str | None, method: str) -> str:
     hints = {
         "invalid_scope": "Request only scopes the client is registered for (usually 'directory:software').",
         "unauthorized_client": (
-            f"The client is not allowed the client_credentials grant or the {method.value} method: check the "
+            f"The client is not allowed the client_credentials grant or the {method} method: check the "
             "application's grant types and token endpoint auth method in the Directory."
         ),
         "invalid_request": "The server rejected the request's form: check auth_method and scope.",

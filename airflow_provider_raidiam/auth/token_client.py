@@ -124,7 +124,7 @@ class TokenClient:
         self._key: CacheKey = (
             token_endpoint,
             client_auth.client_id,
-            client_auth.method.value,
+            client_auth.method,
             certificate_thumbprint,
             scope,
         )
@@ -241,7 +241,7 @@ class TokenClient:
         log.info(
             "Obtained an access token for client %s (%s, scope '%s', expires in %.0fs) in %.0f ms",
             self._client_auth.client_id,
-            self._client_auth.method.value,
+            self._client_auth.method,
             server_text(body.get("scope", self._scope)),
             lifetime,
             (received - started) * 1000,
@@ -265,7 +265,7 @@ class TokenClient:
             detail = f"HTTP {response.status_code} without an OAuth error body"
         return TokenError(
             f"The token endpoint {self.token_endpoint} refused client {self._client_auth.client_id!r} "
-            f"({self._client_auth.method.value}): {detail}. {hint}",
+            f"({self._client_auth.method}): {detail}. {hint}",
             error=error,
             error_description=description,
             status=response.status_code,

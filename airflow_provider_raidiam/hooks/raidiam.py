@@ -182,7 +182,7 @@ class RaidiamHook(BaseHook):
             token_endpoint = self.client.token_client.token_endpoint
             message = (
                 f"Discovery of {metadata.issuer} OK; token issued to {settings.client_id} "
-                f"({settings.auth_method.value}) by {token_endpoint}"
+                f"({settings.auth_method}) by {token_endpoint}"
             )
             certificate = self.client.tls.certificate
             if certificate is not None:

@@ -5,14 +5,18 @@ Assertions are verified with the PUBLIC JWK registered for the client, the way t
 
 from __future__ import annotations
 
+import runpy
 import ssl
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import jwt
 import pytest
 import responses
 from cryptography.hazmat.primitives.asymmetric import rsa
+from wtforms.validators import AnyOf
 
 from airflow_provider_raidiam.auth.client_auth import (
     ASSERTION_TYPE,
@@ -24,8 +28,10 @@ from airflow_provider_raidiam.auth.client_auth import (
 )
 from airflow_provider_raidiam.auth.token_client import TokenClient
 from airflow_provider_raidiam.boundary import AllowedOrigins
-from airflow_provider_raidiam.connection import AuthMethod, RaidiamSettings
+from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.exceptions import ConfigurationError, CredentialError
+from airflow_provider_raidiam.get_provider_info import get_provider_info
+from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from airflow_provider_raidiam.http import new_session
 from raidiam_sandbox.pki import SandboxPki
 
@@ -95,7 +101,7 @@ def test_client_auth_for_tls_client_auth(tls_settings: Any) -> None:
     auth = client_auth_for(tls_settings())
 
     assert isinstance(auth, TlsClientAuth)
-    assert auth.method is AuthMethod.TLS_CLIENT_AUTH
+    assert auth.method == "tls_client_auth"
     assert auth.form_fields(issuer=ISSUER, token_endpoint=TOKEN_ENDPOINT) == {"client_id": "client-123"}
 
 
@@ -252,44 +258,103 @@ def test_common_hints(pki: SandboxPki, error: str) -> None:
 # -- the registry -----------------------------------------------------------------------------------
 
 
-def test_every_auth_method_has_a_class_requiring_real_settings_fields() -> None:
-    assert set(CLIENT_AUTHS) == set(AuthMethod)
+def test_the_registered_methods_are_raidiams_two_and_require_real_settings_fields() -> None:
+    assert list(CLIENT_AUTHS) == ["tls_client_auth", "private_key_jwt"]
     for method, auth_class in CLIENT_AUTHS.items():
-        assert auth_class.method is method
+        assert auth_class.method == method
         assert auth_class.requires
         assert set(auth_class.requires) <= set(RaidiamSettings.__dataclass_fields__)
 
 
-def test_a_new_class_is_one_registration_and_its_required_fields_are_checked(
-    tls_settings: Any, monkeypatch: pytest.MonkeyPatch
+DefineAuth = Callable[[str, tuple[str, ...], str], type[ClientAuth]]
+
+
+@pytest.fixture
+def define_auth() -> Iterator[DefineAuth]:
+    """Define a client-auth class in the test (defining it registers it); the registry is restored after."""
+    registered = dict(CLIENT_AUTHS)
+
+    def define(name: str, required: tuple[str, ...], what: str) -> type[ClientAuth]:
+        class DefinedInATest(ClientAuth):
+            method = name
+            requires = required
+            needs = what
+            needs_help = f"(for {what})"
+
+            @classmethod
+            def from_settings(cls, settings: RaidiamSettings) -> DefinedInATest:
+                return cls(settings.client_id)
+
+            def form_fields(self, *, issuer: str, token_endpoint: str) -> dict[str, str]:
+                return {"client_id": self.client_id, "defined_in": "a test"}
+
+            def failure_hint(self, error: str | None, *, issuer: str, token_endpoint: str) -> str:
+                return f"no hint for {error}"
+
+        return DefinedInATest
+
+    yield define
+    CLIENT_AUTHS.clear()
+    CLIENT_AUTHS.update(registered)
+
+
+def test_a_class_for_an_existing_name_replaces_it_and_its_required_fields_are_checked(
+    tls_settings: Any, define_auth: DefineAuth
 ) -> None:
-    monkeypatch.setitem(CLIENT_AUTHS, AuthMethod.TLS_CLIENT_AUTH, TlsClientAuth)  # restored after the test
+    pinned = define_auth("tls_client_auth", ("transport_cert", "transport_private_key", "ca_bundle"), "a pinned CA")
 
-    class PinnedTlsClientAuth(ClientAuth):
-        method = AuthMethod.TLS_CLIENT_AUTH
-        requires = ("transport_cert", "transport_private_key", "ca_bundle")
-        needs = "a pinned CA"
-        needs_help = "(the CA bundle the client trusts)"
-
-        @classmethod
-        def from_settings(cls, settings: RaidiamSettings) -> PinnedTlsClientAuth:
-            return cls(settings.client_id)
-
-        def form_fields(self, *, issuer: str, token_endpoint: str) -> dict[str, str]:
-            return {"client_id": self.client_id}
-
-        def failure_hint(self, error: str | None, *, issuer: str, token_endpoint: str) -> str:
-            return "pinned"
-
-    assert CLIENT_AUTHS[AuthMethod.TLS_CLIENT_AUTH] is PinnedTlsClientAuth
-    assert isinstance(client_auth_for(tls_settings()), PinnedTlsClientAuth)
+    assert CLIENT_AUTHS["tls_client_auth"] is pinned
+    assert isinstance(client_auth_for(tls_settings()), pinned)
     with pytest.raises(ConfigurationError) as caught:
         tls_settings(ca_bundle=None)
     assert str(caught.value) == (
         "auth_method 'tls_client_auth' needs a pinned CA: set the extras 'transport_cert' and "
-        "'transport_private_key' and 'ca_bundle' (the CA bundle the client trusts)."
+        "'transport_private_key' and 'ca_bundle' (for a pinned CA)."
     )
 
 
 def test_abstract_base_registers_nothing() -> None:
     assert ClientAuth not in CLIENT_AUTHS.values()
+
+
+def test_an_auth_method_is_one_class(define_auth: DefineAuth, kit: Any, mocked: responses.RequestsMock) -> None:
+    throwaway = define_auth("throwaway_auth", ("signing_key_id",), "a key id")
+    name = throwaway.method
+    methods = ["tls_client_auth", "private_key_jwt", name]
+
+    # The form offers it: conn-fields (Airflow 3.2+), the hook's widgets (3.0/3.1), the generated docs.
+    conn_fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    assert conn_fields["auth_method"]["schema"]["enum"] == methods
+    validators = RaidiamHook.get_connection_form_widgets()["auth_method"].kwargs["validators"]
+    assert [validator.values for validator in validators if isinstance(validator, AnyOf)] == [methods]
+    doc = runpy.run_path(str(Path(__file__).parents[2] / "scripts" / "gen_connection_doc.py"))
+    assert "One of `tls_client_auth`, `private_key_jwt`, `throwaway_auth`." in doc["render_fields"]()
+
+    # Settings accept it, check the field it requires, and suggest it for a typo.
+    mtls = {"transport_cert": "/t.pem", "transport_private_key": "/t.key"}
+    settings = RaidiamSettings.from_fields(
+        host=ISSUER, login="c-1", extra={**mtls, "auth_method": "Throwaway_Auth", "signing_key_id": "kid-1"}
+    )
+    assert settings.auth_method == name
+    with pytest.raises(ConfigurationError) as missing:
+        RaidiamSettings.from_fields(host=ISSUER, login="c-1", extra={**mtls, "auth_method": name})
+    assert (
+        str(missing.value)
+        == "auth_method 'throwaway_auth' needs a key id: set the extra 'signing_key_id' (for a key id)."
+    )
+    with pytest.raises(ConfigurationError) as typo:
+        RaidiamSettings.from_fields(host=ISSUER, login="c-1", extra={**mtls, "auth_method": "throwaway_oauth"})
+    assert str(typo.value) == (
+        "Unknown auth_method 'throwaway_oauth': use one of ['tls_client_auth', 'private_key_jwt', "
+        "'throwaway_auth'] (did you mean 'throwaway_auth'?)."
+    )
+
+    # client_auth_for builds it, and its fields go over the wire in the token request.
+    auth = client_auth_for(settings)
+    assert isinstance(auth, throwaway)
+    assert kit.form_of(post_token(kit, mocked, auth)) == {
+        "grant_type": "client_credentials",
+        "scope": "directory:software",
+        "client_id": "c-1",
+        "defined_in": "a test",
+    }

@@ -105,8 +105,10 @@ def test_kinds_parse_as_declared() -> None:
         whole.parse("2.5")
     with pytest.raises(ConfigurationError, match=r"u must be an https:// URL, got 'http://x.example.test'"):
         url.parse("http://x.example.test")
-    with pytest.raises(ConfigurationError, match=r"Unknown c 'gamma': use one of \['Alpha', 'Beta'\]"):
+    with pytest.raises(ConfigurationError, match=r"Unknown c 'gamma': use one of \['Alpha', 'Beta'\]\.$"):
         choice.parse("gamma")
+    with pytest.raises(ConfigurationError, match=r"Unknown c 'Betta': .* \(did you mean 'Beta'\?\)\.$"):
+        choice.parse("Betta")
 
 
 def test_bounds_are_one_declaration_and_reach_the_form() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_raidiam.connection import AuthMethod, RaidiamSettings
+from airflow_provider_raidiam.connection import RaidiamSettings
 from airflow_provider_raidiam.connection_fields import DEFAULT_MAX_WORKERS, DEFAULT_SCOPE, DEFAULT_TIMEOUT
 from airflow_provider_raidiam.directory.paging import DEFAULT_PAGE_SIZE
 from airflow_provider_raidiam.exceptions import ConfigurationError, RaidiamError
@@ -38,7 +38,7 @@ def test_defaults_of_a_minimal_tls_client_auth_connection() -> None:
     assert result.issuer == "https://auth.example.test"
     assert result.discovery_url == "https://auth.example.test/.well-known/openid-configuration"
     assert result.client_id == "client-1"
-    assert result.auth_method is AuthMethod.TLS_CLIENT_AUTH
+    assert result.auth_method == "tls_client_auth"
     assert result.scope == DEFAULT_SCOPE == "directory:software"
     assert result.timeout == DEFAULT_TIMEOUT == 30.0
     assert result.page_size == DEFAULT_PAGE_SIZE == 1000
@@ -85,7 +85,7 @@ def test_empty_strings_and_none_extras_mean_default() -> None:
     assert result.timeout == DEFAULT_TIMEOUT
     assert result.page_size == DEFAULT_PAGE_SIZE
     assert result.api_base_url is None
-    assert result.auth_method is AuthMethod.TLS_CLIENT_AUTH
+    assert result.auth_method == "tls_client_auth"
 
 
 def test_values_are_parsed_and_normalised() -> None:
@@ -115,7 +115,7 @@ def test_values_are_parsed_and_normalised() -> None:
 def test_private_key_jwt_without_transport_certificate_is_allowed() -> None:
     result = settings(auth_method="private_key_jwt", signing_private_key="/keys/signing.key", signing_key_id="kid-1")
 
-    assert result.auth_method is AuthMethod.PRIVATE_KEY_JWT
+    assert result.auth_method == "private_key_jwt"
     assert result.uses_mtls is False
     assert result.signing_key_id == "kid-1"
 
@@ -221,6 +221,16 @@ def test_unknown_auth_method_lists_the_valid_ones() -> None:
     assert "Unknown auth_method 'client_secret_basic'" in message
     assert "tls_client_auth" in message
     assert "private_key_jwt" in message
+    assert "did you mean" not in message
+
+
+def test_a_mistyped_auth_method_names_the_closest_one() -> None:
+    message = refused(auth_method="private_key_jtw", **MTLS)
+
+    assert message == (
+        "Unknown auth_method 'private_key_jtw': use one of ['tls_client_auth', 'private_key_jwt'] "
+        "(did you mean 'private_key_jwt'?)."
+    )
 
 
 def test_unknown_signing_alg_lists_the_valid_ones() -> None:
