@@ -1,10 +1,10 @@
 """The table catalogue: where each Directory table's records come from, and reading tables into pandas.
 
-A table is declared twice over, both times as data: its columns, key and nesting in
-:mod:`~airflow_provider_raidiam.directory.schema`, and, for a *root* table, its :class:`Source` here (the
-endpoint, paged or not, called once or once per row of another table). One generic reader follows every
-declaration; nested tables (``api_resources`` inside ``authorisation_servers``) come from their root's
-records. :func:`read_tables` fetches each source at most once and flattens it once, whatever tables of its
+A table is one declaration, a :class:`~airflow_provider_raidiam.directory.schema.TableSchema`: its
+columns, key and nesting and, for a *root* table, its ``Source`` (the endpoint, paged or not, called once
+or once per row of another table). One generic reader here follows every declaration; nested tables
+(``api_resources`` inside ``authorisation_servers``) come from their root's records. :func:`read_tables`
+fetches each source at most once and flattens it once, whatever tables of its
 tree were asked for; the organisation list, when needed, is also read once and shared by every fan-out.
 The filters are a :class:`~airflow_provider_raidiam.directory.filters.TableFilters`.
 """
@@ -12,88 +12,35 @@ The filters are a :class:`~airflow_provider_raidiam.directory.filters.TableFilte
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import quote
 
 import pandas as pd
 
 from airflow_provider_raidiam.directory.filters import TableFilters
-from airflow_provider_raidiam.directory.flatten import check_records, check_unique, descendants, empty_frame, flatten
+from airflow_provider_raidiam.directory.flatten import check_records, check_unique, empty_frame, flatten
 from airflow_provider_raidiam.directory.paging import read_all_pages
 from airflow_provider_raidiam.directory.reader import DirectoryReader, PublicReader
-from airflow_provider_raidiam.directory.schema import TABLES, snake_case
+from airflow_provider_raidiam.directory.schema import ORGANISATIONS, TABLES, Source, descendants, snake_case
 from airflow_provider_raidiam.exceptions import ConfigurationError, ResponseFormatError
 
 __all__ = [
     "PARTICIPANT_TABLES",
     "SNAPSHOT_TABLES",
-    "SOURCES",
-    "Source",
     "TableFilters",
     "endpoints_of",
     "list_tables",
     "read_table",
     "read_tables",
+    "root_tables",
     "source_of",
 ]
 
 Records = list[dict[str, Any]]
 Batch = tuple[Records, dict[str, list[str]]]
 """A source's root records and their inherited parent keys (one value per record)."""
-
-ORGANISATIONS = "organisations"
-PARTICIPANTS_LIST = "{participants_url}"
-"""The ``path`` of the public participants list: the ``participants_url`` filter."""
-_PLACEHOLDER = re.compile(r"{(\w+)}")
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a root table's records come from: a declaration that one generic reader follows.
-
-    :param path: the endpoint, relative to ``api_base_url``. Its ``{Placeholders}`` are filled from each
-        row of ``over`` (the row's inherited key of that name, else its own field), one call per row; each
-        record then inherits those values as columns (``{OrganisationId}`` -> ``organisation_id``).
-        :data:`PARTICIPANTS_LIST` is the public participants list (no token, no certificate).
-    :param over: the root table whose rows ``path`` is called for; ``None``: a single call.
-    :param paged: Raidiam page-number paging (a plain JSON array is accepted too); each call's records
-        must then carry their table's key, once each, before any filter.
-    :param record_member: the body is one object; the record is its member of this name, with the body's
-        other members beside it (``/organisations/{OrganisationId}`` -> ``OrgDetails``).
-    :param status_field: the record field the ``status`` filter compares (single-call sources only: a
-        fan-out follows the rows of ``over``, already filtered).
-    :param organisation_field: the record field the ``organisation_ids`` filter compares; ``None``: the
-        filter does not apply (reference data).
-    :param sends_filters: the endpoint filters itself: ``start_date``, ``end_date`` and ``status`` are
-        sent as ``startDate``, ``endDate`` and ``status``.
-    """
-
-    path: str
-    over: str | None = None
-    paged: bool = False
-    record_member: str | None = None
-    status_field: str = "Status"
-    organisation_field: str | None = "OrganisationId"
-    sends_filters: bool = False
-
-    @property
-    def placeholders(self) -> tuple[str, ...]:
-        """The record fields named in ``path`` (none for the participants list)."""
-        return () if self.public else tuple(_PLACEHOLDER.findall(self.path))
-
-    @property
-    def public(self) -> bool:
-        """Read from the public participants list, without token or certificate."""
-        return self.path == PARTICIPANTS_LIST
-
-    @property
-    def per_organisation(self) -> bool:
-        """``organisation_ids=()`` makes it empty without any request."""
-        return self.over is not None or self.organisation_field is not None
 
 
 def list_tables() -> list[str]:
@@ -150,12 +97,12 @@ def read_tables(
 def source_of(table: str) -> str:
     """The root table whose source feeds ``table`` (``api_resources`` -> ``authorisation_servers``)."""
     name = _check_table(table)
-    return next(root for root in SOURCES if name in descendants(root))
+    return next(root for root in root_tables() if name in descendants(root))
 
 
 def endpoints_of(root: str) -> tuple[str, ...]:
     """The calls reading ``root`` makes, in order, as ``docs/tables.md`` lists them."""
-    source = SOURCES[root]
+    source = _source(root)
     if source.public:
         return ("GET {participants_url} (public, no token; one JSON array)",)
     notes = [
@@ -168,6 +115,12 @@ def endpoints_of(root: str) -> tuple[str, ...]:
     if source.over == ORGANISATIONS:
         before = (before[0].replace(")", "; only when the organisations are not given by organisation_ids)"),)
     return (*before, f"{call} per {source.over.removesuffix('s').replace('_', ' ')}")
+
+
+def _source(root: str) -> Source:
+    source = TABLES[root].source
+    assert source is not None, f"{root} is not a root table"
+    return source
 
 
 def _check_table(name: str) -> str:
@@ -197,8 +150,8 @@ class _Session:
             return {t: empty_frame(t) for t in wanted}
         records, inherited = self.batch(root)
         frames = flatten(records, root, inherited=inherited, tables=wanted, source=endpoints_of(root)[-1])
-        if root not in _SHARED_BATCHES:  # no other source reads these records: free their JSON now
-            self._batches.pop(root, None)
+        if not any(source.over == root for source in root_tables().values()):  # no other source reads them:
+            self._batches.pop(root, None)  # free their JSON now
         return frames
 
     def batch(self, root: str) -> Batch:
@@ -208,10 +161,10 @@ class _Session:
         return self._batches[root]
 
     def _empty(self, root: str) -> bool:
-        return self.filters.organisation_ids == () and SOURCES[root].per_organisation
+        return self.filters.organisation_ids == () and _source(root).per_organisation
 
     def _fetch(self, root: str) -> Batch:
-        source = SOURCES[root]
+        source = _source(root)
         if source.over is None:
             kept = [
                 record
@@ -265,7 +218,7 @@ class _Session:
 
     def _read(self, root: str, endpoint: str) -> Records:
         """The records of one call of ``root``'s source, checked as the source declares."""
-        source = SOURCES[root]
+        source = _source(root)
         where = f"GET {endpoint}"
         if source.public:
             return check_records(self.reader.get_public_json(endpoint), where)
@@ -283,32 +236,10 @@ class _Session:
         return [{**body[member], **{k: v for k, v in body.items() if k != member}}]
 
 
-_PER_ORGANISATION = "/organisations/{OrganisationId}"
+def root_tables() -> dict[str, Source]:
+    """Every root table (a table with a :class:`Source`) and its source, in catalogue order."""
+    return {name: schema.source for name, schema in TABLES.items() if schema.source is not None}
 
-SOURCES: dict[str, Source] = {
-    ORGANISATIONS: Source("/organisations", paged=True),
-    "organisation_details": Source(_PER_ORGANISATION, over=ORGANISATIONS, record_member="OrgDetails"),
-    "authorisation_servers": Source(_PER_ORGANISATION + "/authorisationservers", over=ORGANISATIONS),
-    "software_statements": Source(_PER_ORGANISATION + "/softwarestatements", over=ORGANISATIONS),
-    "software_statement_certificates": Source(
-        _PER_ORGANISATION + "/softwarestatements/{SoftwareStatementId}/certificates", over="software_statements"
-    ),
-    "organisation_certificates": Source(_PER_ORGANISATION + "/certificates", over=ORGANISATIONS),
-    "contacts": Source(_PER_ORGANISATION + "/contacts", over=ORGANISATIONS, paged=True),
-    "authority_claims": Source(_PER_ORGANISATION + "/authorityclaims", over=ORGANISATIONS),
-    "authority_domain_claims": Source(_PER_ORGANISATION + "/authoritydomainclaims", over=ORGANISATIONS, paged=True),
-    "authorities": Source("/references/authorities", paged=True, organisation_field=None),
-    "authorisation_domains": Source("/references/authorisationdomains", paged=True, organisation_field=None),
-    "authorisation_domain_roles": Source("/references/authorisationdomainroles", paged=True, organisation_field=None),
-    "clients": Source(
-        "/clients", paged=True, status_field="status", organisation_field="organisation_id", sends_filters=True
-    ),
-    "participants_organisations": Source(PARTICIPANTS_LIST),
-}
-"""How every root table is fetched, by root table name."""
-
-_SHARED_BATCHES = frozenset(source.over for source in SOURCES.values() if source.over)
-"""Sources whose records other sources read (the organisation list; the software statements' IDs)."""
 
 PARTICIPANT_TABLES: tuple[str, ...] = tuple(descendants("participants_organisations"))
 """The tables read from the public participants list (no token needed)."""
@@ -325,27 +256,6 @@ SNAPSHOT_TABLES: tuple[str, ...] = (
     "organisation_certificates",
 )
 """The tables of the example ``raidiam_directory_snapshot`` DAG (also read by its tests and benchmark)."""
-
-
-def _check_sources() -> None:
-    """Every table has a source, and every fan-out's placeholders are fields its ``over`` rows supply."""
-    for root, source in SOURCES.items():
-        over = source.over
-        if over is None:
-            if source.placeholders:
-                raise ValueError(f"{root}: {source.path} has placeholders but no 'over' table to fill them")
-            continue
-        supplied = set(SOURCES[over].placeholders) | TABLES[over].sources if over in SOURCES else set()
-        if not source.placeholders or not set(source.placeholders) <= supplied:
-            raise ValueError(f"{root}: the rows of {over!r} do not supply every placeholder of {source.path}")
-        if over == ORGANISATIONS and source.placeholders != ("OrganisationId",):
-            raise ValueError(f"{root}: a fan-out over organisations fills {{OrganisationId}} only")
-    orphans = set(TABLES) - {table for root in SOURCES for table in descendants(root)}
-    if orphans:
-        raise ValueError(f"tables without a source: {sorted(orphans)}")
-
-
-_check_sources()
 
 
 def read_participant_tables(

@@ -17,10 +17,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_provider_raidiam.directory.schema import DROPPED_FIELDS, EXTRA_COLUMN, TABLES, Kind, TableSchema
+from airflow_provider_raidiam.directory.schema import (
+    DROPPED_FIELDS,
+    EXTRA_COLUMN,
+    TABLES,
+    Kind,
+    TableSchema,
+    descendants,
+)
 from airflow_provider_raidiam.exceptions import ConfigurationError, DataIntegrityError, ResponseFormatError
 
-__all__ = ["check_records", "check_unique", "descendants", "empty_frame", "flatten", "schema_of", "to_text"]
+__all__ = ["check_records", "check_unique", "empty_frame", "flatten", "schema_of", "to_text"]
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +45,6 @@ def schema_of(table: str) -> TableSchema:
         return TABLES[table]
     except KeyError:
         raise ConfigurationError(f"unknown table {table!r}") from None
-
-
-def descendants(table: str) -> list[str]:
-    """``table`` and every table nested below it, parents before children."""
-    out = [table]
-    for _, child in schema_of(table).children:
-        out += descendants(child)
-    return out
 
 
 def empty_frame(table: str) -> pd.DataFrame:
@@ -75,7 +74,7 @@ def flatten(
     :raises ResponseFormatError: a record or a nested list is not the JSON the schema expects.
     :raises DataIntegrityError: a row has no key, or a key is on several rows (nothing is dropped).
     """
-    tree = descendants(root)
+    tree = descendants(schema_of(root).name)
     wanted = set(tree) if tables is None else set(tables)
     if not wanted <= set(tree):
         raise ConfigurationError(f"tables {sorted(wanted - set(tree))} are not nested in {root!r}")

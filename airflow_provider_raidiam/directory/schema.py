@@ -34,10 +34,13 @@ from enum import Enum
 __all__ = [
     "DROPPED_FIELDS",
     "EXTRA_COLUMN",
+    "PARTICIPANTS_LIST",
     "TABLES",
     "Column",
     "Kind",
+    "Source",
     "TableSchema",
+    "descendants",
     "snake_case",
 ]
 
@@ -105,6 +108,57 @@ class Column:
         return self.kind.dtype
 
 
+ORGANISATIONS = "organisations"
+PARTICIPANTS_LIST = "{participants_url}"
+"""The ``path`` of the public participants list: the ``participants_url`` filter."""
+_PLACEHOLDER = re.compile(r"{(\w+)}")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a root table's records come from: a declaration that one generic reader follows.
+
+    :param path: the endpoint, relative to ``api_base_url``. Its ``{Placeholders}`` are filled from each
+        row of ``over`` (the row's inherited key of that name, else its own field), one call per row; each
+        record then inherits those values as columns (``{OrganisationId}`` -> ``organisation_id``).
+        :data:`PARTICIPANTS_LIST` is the public participants list (no token, no certificate).
+    :param over: the root table whose rows ``path`` is called for; ``None``: a single call.
+    :param paged: Raidiam page-number paging (a plain JSON array is accepted too); each call's records
+        must then carry their table's key, once each, before any filter.
+    :param record_member: the body is one object; the record is its member of this name, with the body's
+        other members beside it (``/organisations/{OrganisationId}`` -> ``OrgDetails``).
+    :param status_field: the record field the ``status`` filter compares (single-call sources only: a
+        fan-out follows the rows of ``over``, already filtered).
+    :param organisation_field: the record field the ``organisation_ids`` filter compares; ``None``: the
+        filter does not apply (reference data).
+    :param sends_filters: the endpoint filters itself: ``start_date``, ``end_date`` and ``status`` are
+        sent as ``startDate``, ``endDate`` and ``status``.
+    """
+
+    path: str
+    over: str | None = None
+    paged: bool = False
+    record_member: str | None = None
+    status_field: str = "Status"
+    organisation_field: str | None = "OrganisationId"
+    sends_filters: bool = False
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        """The record fields named in ``path`` (none for the participants list)."""
+        return () if self.public else tuple(_PLACEHOLDER.findall(self.path))
+
+    @property
+    def public(self) -> bool:
+        """Read from the public participants list, without token or certificate."""
+        return self.path == PARTICIPANTS_LIST
+
+    @property
+    def per_organisation(self) -> bool:
+        """``organisation_ids=()`` makes it empty without any request."""
+        return self.over is not None or self.organisation_field is not None
+
+
 @dataclass(frozen=True)
 class TableSchema:
     """A table: ordered columns (``extra`` is appended), key, parent and nested child tables.
@@ -113,6 +167,8 @@ class TableSchema:
     :param parent: the table whose rows contain this table's records, if any.
     :param parent_key: columns of this table that hold the parent row's key.
     :param children: ``(json_field, child_table)`` pairs: the child's records are the list in that field.
+    :param source: where the records come from, for a *root* table; a child table has none (its records
+        are in its parent's).
     """
 
     name: str
@@ -122,6 +178,7 @@ class TableSchema:
     parent: str | None = None
     parent_key: tuple[str, ...] = ()
     children: tuple[tuple[str, str], ...] = ()
+    source: Source | None = None
     all_columns: tuple[Column, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -245,6 +302,7 @@ _AS_CHILDREN = (
     ("AuthorisationServerCertifications", "authorisation_server_certifications"),
 )
 
+_PER_ORGANISATION = "/organisations/{OrganisationId}"
 _AS_TREE = "Read from `GET /organisations/{OrganisationId}/authorisationservers`"
 _SS_TREE = "Read from `GET /organisations/{OrganisationId}/softwarestatements`"
 
@@ -257,6 +315,7 @@ def _participants(t: TableSchema) -> TableSchema:
         description=t.description.split(". ")[0] + ". Read from the public participants list",
         parent="participants_" + t.parent if t.parent else None,
         children=tuple((f, "participants_" + c) for f, c in t.children),
+        source=None,  # read inside the participants list, not from the Directory API
     )
 
 
@@ -266,6 +325,7 @@ _T = [
         "One row per organisation. Read from the paged `GET /organisations`",
         _ORGANISATION,
         key=("organisation_id",),
+        source=Source("/organisations", paged=True),
     ),
     TableSchema(
         "organisation_details",
@@ -273,6 +333,7 @@ _T = [
         "details. Read from `GET /organisations/{OrganisationId}` (one call per organisation)",
         (*_inherit("organisation_id"), *_ORGANISATION[1:], Column("TncDetails", J)),
         key=("organisation_id",),
+        source=Source(_PER_ORGANISATION, over=ORGANISATIONS, record_member="OrgDetails"),
     ),
     TableSchema(
         "authorisation_servers",
@@ -282,6 +343,7 @@ _T = [
         parent="organisations",
         parent_key=("organisation_id",),
         children=_AS_CHILDREN,
+        source=Source(_PER_ORGANISATION + "/authorisationservers", over=ORGANISATIONS),
     ),
     TableSchema(
         "api_resources",
@@ -327,6 +389,7 @@ _T = [
         parent="organisations",
         parent_key=("organisation_id",),
         children=(("SoftwareStatementCertifications", "software_statement_certifications"),),
+        source=Source(_PER_ORGANISATION + "/softwarestatements", over=ORGANISATIONS),
     ),
     TableSchema(
         "software_statement_certifications",
@@ -345,6 +408,9 @@ _T = [
         key=("software_statement_id", "kid"),
         parent="software_statements",
         parent_key=("software_statement_id",),
+        source=Source(
+            _PER_ORGANISATION + "/softwarestatements/{SoftwareStatementId}/certificates", over="software_statements"
+        ),
     ),
     TableSchema(
         "organisation_certificates",
@@ -354,6 +420,7 @@ _T = [
         key=("organisation_id", "kid"),
         parent="organisations",
         parent_key=("organisation_id",),
+        source=Source(_PER_ORGANISATION + "/certificates", over=ORGANISATIONS),
     ),
     TableSchema(
         "contacts",
@@ -368,6 +435,7 @@ _T = [
         key=("contact_id",),
         parent="organisations",
         parent_key=("organisation_id",),
+        source=Source(_PER_ORGANISATION + "/contacts", over=ORGANISATIONS, paged=True),
     ),
     TableSchema(
         "authority_claims",
@@ -378,6 +446,7 @@ _T = [
         parent="organisations",
         parent_key=("organisation_id",),
         children=(("Authorisations", "authority_claim_authorisations"),),
+        source=Source(_PER_ORGANISATION + "/authorityclaims", over=ORGANISATIONS),
     ),
     TableSchema(
         "authority_claim_authorisations",
@@ -396,18 +465,21 @@ _T = [
         key=("organisation_authority_domain_claim_id",),
         parent="organisations",
         parent_key=("organisation_id",),
+        source=Source(_PER_ORGANISATION + "/authoritydomainclaims", over=ORGANISATIONS, paged=True),
     ),
     TableSchema(
         "authorities",
         "Reference data: one row per authority. Read from `GET /references/authorities`",
         _cols("AuthorityId AuthorityName AuthorityCode AuthorityUri AuthorityCountry Status"),
         key=("authority_id",),
+        source=Source("/references/authorities", paged=True, organisation_field=None),
     ),
     TableSchema(
         "authorisation_domains",
         "Reference data: one row per authorisation domain. Read from the paged `GET /references/authorisationdomains`",
         _cols("AuthorisationDomainName AuthorisationDomainDescription AuthorisationDomainRegion Status"),
         key=("authorisation_domain_name",),
+        source=Source("/references/authorisationdomains", paged=True, organisation_field=None),
     ),
     TableSchema(
         "authorisation_domain_roles",
@@ -415,6 +487,7 @@ _T = [
         "Read from the paged `GET /references/authorisationdomainroles`",
         _cols("AuthorisationDomainName AuthorisationDomainRoleName AuthorisationDomainRoleDescription Status"),
         key=("authorisation_domain_name", "authorisation_domain_role_name"),
+        source=Source("/references/authorisationdomainroles", paged=True, organisation_field=None),
     ),
     TableSchema(
         "clients",
@@ -430,6 +503,9 @@ _T = [
             *_cols("redirect_uris grant_types response_types roles claims", J),
         ),
         key=("client_id",),
+        source=Source(
+            "/clients", paged=True, status_field="status", organisation_field="organisation_id", sends_filters=True
+        ),
     ),
 ]
 
@@ -438,6 +514,7 @@ _PARTICIPANTS_ORGANISATIONS = TableSchema(
     "One row per organisation of the public participants list",
     (*_ORGANISATION, Column("Tag")),
     key=("organisation_id",),
+    source=Source(PARTICIPANTS_LIST),
     children=(
         ("AuthorisationServers", "participants_authorisation_servers"),
         ("OrgDomainClaims", "participants_org_domain_claims"),
@@ -484,16 +561,45 @@ TABLES: dict[str, TableSchema] = {t.name: t for t in _T}
 
 
 def _check() -> None:
-    """Children exist, name their parent, and inherit only columns their parent can pass down."""
+    """The declarations fit together; raises ``ValueError`` at import otherwise.
+
+    Children exist, name their parent, inherit only columns their parent can pass down, and have no
+    source of their own; every table is reached from a root table's source; a fan-out's placeholders are
+    fields the rows it goes over supply.
+    """
     for t in TABLES.values():
         for _, child_name in t.children:
             child = TABLES[child_name]
-            if child.parent != t.name:
-                raise ValueError(f"{child_name}.parent should be {t.name}")
+            if child.parent != t.name or child.source is not None:
+                raise ValueError(f"{child_name}: a child of {t.name} names it as parent and has no source")
             passed = {c.name for c in t.columns if c.inherited} | set(t.key)
             wanted = {c.name for c in child.columns if c.inherited}
             if not wanted <= passed:
                 raise ValueError(f"{child_name} inherits {sorted(wanted - passed)} that {t.name} lacks")
+        if t.source is not None:
+            _check_source(t.name, t.source)
+    reached = {name for t in TABLES.values() if t.source is not None for name in descendants(t.name)}
+    if reached != set(TABLES):
+        raise ValueError(f"tables without a source: {sorted(set(TABLES) - reached)}")
+
+
+def _check_source(name: str, source: Source) -> None:
+    over = source.over
+    if over is None:
+        if source.placeholders:
+            raise ValueError(f"{name}: {source.path} has placeholders but no 'over' table to fill them")
+        return
+    parent = TABLES.get(over)
+    supplied = set() if parent is None or parent.source is None else set(parent.source.placeholders) | parent.sources
+    if not source.placeholders or not set(source.placeholders) <= supplied:
+        raise ValueError(f"{name}: the rows of {over!r} do not supply every placeholder of {source.path}")
+    if over == ORGANISATIONS and source.placeholders != ("OrganisationId",):
+        raise ValueError(f"{name}: a fan-out over organisations fills {{OrganisationId}} only")
+
+
+def descendants(table: str) -> list[str]:
+    """``table`` and every table nested below it, parents before children."""
+    return [table, *(name for _, child in TABLES[table].children for name in descendants(child))]
 
 
 _check()

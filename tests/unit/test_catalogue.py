@@ -21,11 +21,9 @@ from typing import Any, TypeVar
 import pandas as pd
 import pytest
 
-from airflow_provider_raidiam.directory import catalogue
+from airflow_provider_raidiam.directory import schema
 from airflow_provider_raidiam.directory.catalogue import (
     PARTICIPANT_TABLES,
-    SOURCES,
-    Source,
     endpoints_of,
     list_tables,
     read_table,
@@ -35,7 +33,7 @@ from airflow_provider_raidiam.directory.catalogue import (
 from airflow_provider_raidiam.directory.filters import TableFilters
 from airflow_provider_raidiam.directory.paging import PageLimits
 from airflow_provider_raidiam.directory.reader import DirectoryReader
-from airflow_provider_raidiam.directory.schema import TABLES, Column, TableSchema
+from airflow_provider_raidiam.directory.schema import TABLES, Column, Source, TableSchema
 from airflow_provider_raidiam.exceptions import ApiError, ConfigurationError, DataIntegrityError, ResponseFormatError
 
 T = TypeVar("T")
@@ -686,7 +684,7 @@ def test_api_errors_propagate() -> None:
 
 
 def test_a_new_per_organisation_table_is_one_declaration(reader: FakeReader, monkeypatch: pytest.MonkeyPatch) -> None:
-    # An endpoint the catalogue does not know, declared here and nowhere else: schema plus source.
+    # An endpoint the catalogue does not know, declared here and nowhere else.
     widgets = TableSchema(
         "widgets",
         "One row per widget",
@@ -694,11 +692,9 @@ def test_a_new_per_organisation_table_is_one_declaration(reader: FakeReader, mon
         key=("widget_id",),
         parent="organisations",
         parent_key=("organisation_id",),
+        source=Source("/organisations/{OrganisationId}/widgets", over="organisations", paged=True),
     )
     monkeypatch.setitem(TABLES, "widgets", widgets)
-    monkeypatch.setitem(
-        SOURCES, "widgets", Source("/organisations/{OrganisationId}/widgets", over="organisations", paged=True)
-    )
     reader.routes["/organisations/org-a/widgets"] = [{"WidgetId": "w1", "Size": 3}]
     reader.routes["/organisations/org-c/widgets"] = [{"WidgetId": "w2", "Colour": "red"}]
 
@@ -726,14 +722,22 @@ def test_a_new_per_organisation_table_is_one_declaration(reader: FakeReader, mon
         (Source("/organisations/{OrganisationId}/x/{ThingId}", over="organisations"), "do not supply every"),
         (Source("/organisations/x", over="organisations"), "do not supply every"),
         (Source("/x/{AuthorisationServerId}", over="unknown"), "do not supply every"),
+        (Source("/x/{AuthorisationServerId}", over="api_resources"), "do not supply every"),  # a child: no rows
     ],
 )
 def test_a_source_whose_calls_cannot_be_filled_is_refused(
     source: Source, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(SOURCES, "broken", source)
+    broken = TableSchema("broken", "A table", (Column("Id"),), key=("id",), source=source)
+    monkeypatch.setitem(TABLES, "broken", broken)
     with pytest.raises(ValueError, match=message):
-        catalogue._check_sources()
+        schema._check()
+
+
+def test_a_table_no_source_reaches_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(TABLES, "orphan", TableSchema("orphan", "A table", (Column("Id"),), key=("id",)))
+    with pytest.raises(ValueError, match=r"tables without a source: \['orphan'\]"):
+        schema._check()
 
 
 def test_source_of() -> None:

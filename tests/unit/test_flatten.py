@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from airflow_provider_raidiam.directory.flatten import descendants, empty_frame, flatten, to_text
-from airflow_provider_raidiam.directory.schema import TABLES, Kind, snake_case
+from airflow_provider_raidiam.directory.flatten import empty_frame, flatten, to_text
+from airflow_provider_raidiam.directory.schema import TABLES, Kind, descendants, snake_case
 from airflow_provider_raidiam.exceptions import ConfigurationError, DataIntegrityError, ResponseFormatError
 
 PARTICIPANT: dict[str, Any] = json.loads(
