@@ -301,7 +301,7 @@ class RaidiamClient:
 
         :param page_size: instead of the connection's ``page_size``.
         """
-        return read_all_pages(self, endpoint, params, page_size, url=self.url_for(endpoint))
+        return read_all_pages(self, endpoint, params, page_size)
 
     # -- concurrency -------------------------------------------------------------------------------
 

@@ -421,6 +421,9 @@ class MemoryReader:
         self.page_limits = PageLimits(size=page_size)
         self.log = logging.getLogger(__name__)
 
+    def url_for(self, endpoint: str) -> str:
+        return endpoint
+
     def get_json(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.bodies[endpoint, urlencode(dict(params or {}))]
 

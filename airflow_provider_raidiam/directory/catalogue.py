@@ -12,7 +12,7 @@ The filters are a :class:`~airflow_provider_raidiam.directory.filters.TableFilte
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 from urllib.parse import quote
@@ -48,7 +48,9 @@ def list_tables() -> list[str]:
     return list(TABLES)
 
 
-def read_table(reader: DirectoryReader, table: str, filters: TableFilters | None = None) -> pd.DataFrame:
+def read_table(
+    reader: DirectoryReader, table: str, filters: TableFilters | Mapping[str, Any] | None = None
+) -> pd.DataFrame:
     """Read one table (see ``docs/tables.md`` for the tables and :class:`TableFilters` for the filters).
 
     :raises ConfigurationError: unknown table, or a filter the table needs is missing.
@@ -60,10 +62,11 @@ def read_table(reader: DirectoryReader, table: str, filters: TableFilters | None
 
 
 def read_tables(
-    reader: DirectoryReader, tables: Sequence[str], filters: TableFilters | None = None
+    reader: DirectoryReader, tables: Sequence[str], filters: TableFilters | Mapping[str, Any] | None = None
 ) -> dict[str, pd.DataFrame]:
     """Read several tables, fetching each source (and the organisation list) at most once.
 
+    :param filters: a :class:`TableFilters`, or its fields as a mapping.
     :returns: ``{table: DataFrame}`` in the order asked (a name given twice appears once).
     :raises ConfigurationError: unknown table, or a filter the table needs is missing.
     :raises ResponseFormatError: an endpoint answered with JSON of the wrong shape.
@@ -75,7 +78,9 @@ def read_tables(
     names = list(dict.fromkeys(tables))
     for name in names:
         _check_table(name)
-    session = _Session(reader, filters or TableFilters())
+    if not isinstance(filters, TableFilters):
+        filters = TableFilters.from_mapping(filters or {})
+    session = _Session(reader, filters)
     roots: dict[str, set[str]] = {}
     for name in names:
         roots.setdefault(source_of(name), set()).add(name)
@@ -100,21 +105,30 @@ def source_of(table: str) -> str:
     return next(root for root in root_tables() if name in descendants(root))
 
 
-def endpoints_of(root: str) -> tuple[str, ...]:
-    """The calls reading ``root`` makes, in order, as ``docs/tables.md`` lists them."""
+def endpoints_of(root: str, *, fanned_out: bool = False) -> tuple[str, ...]:
+    """The calls reading ``root`` makes, in order, as ``docs/tables.md`` lists them.
+
+    :param fanned_out: ``root`` is read for another table's fan-out (the organisation list may then be skipped).
+    """
     source = _source(root)
     if source.public:
         return ("GET {participants_url} (public, no token; one JSON array)",)
     notes = [
         note for flag, note in ((source.paged, "paged"), (source.sends_filters, "startDate, endDate, status")) if flag
     ]
+    if fanned_out and root == ORGANISATIONS:
+        notes.append("only when the organisations are not given by organisation_ids")  # see _Session._rows_over
     call = f"GET {source.path}" + (f" ({'; '.join(notes)})" if notes else "")
     if source.over is None:
         return (call,)
-    before = endpoints_of(source.over)
-    if source.over == ORGANISATIONS:
-        before = (before[0].replace(")", "; only when the organisations are not given by organisation_ids)"),)
-    return (*before, f"{call} per {source.over.removesuffix('s').replace('_', ' ')}")
+    each = source.over.removesuffix("s").replace("_", " ")
+    return (*endpoints_of(source.over, fanned_out=True), f"{call} per {each}")
+
+
+def per_organisation(root: str) -> bool:
+    """Whether ``organisation_ids`` applies to ``root``'s records (so ``()`` reads nothing)."""
+    source = _source(root)
+    return source.organisation_field is not None if source.over is None else per_organisation(source.over)
 
 
 def _source(root: str) -> Source:
@@ -161,7 +175,7 @@ class _Session:
         return self._batches[root]
 
     def _empty(self, root: str) -> bool:
-        return self.filters.organisation_ids == () and _source(root).per_organisation
+        return self.filters.organisation_ids == () and per_organisation(root)
 
     def _fetch(self, root: str) -> Batch:
         source = _source(root)
@@ -207,7 +221,8 @@ class _Session:
         if source.over == ORGANISATIONS and ids is not None and self.filters.status is None:
             return [(organisation_id,) for organisation_id in ids]  # no need to list the organisations
         records, inherited = self.batch(source.over)
-        check_unique(records, source.over, endpoints_of(source.over)[-1])
+        if not _source(source.over).paged:  # a paged read checked its keys already
+            check_unique(records, source.over, endpoints_of(source.over)[-1])
         return [
             tuple(
                 inherited[snake_case(name)][i] if snake_case(name) in inherited else str(record[name])

@@ -1,26 +1,18 @@
 """``TableFilters``: which records a table read keeps, as one validated, immutable value.
 
-Every filter is optional; a filter that does not apply to a table is ignored by it:
-
-* ``organisation_ids``: only these organisations. Per-organisation fan-outs call only these; the
-  ``organisations``, ``clients`` and ``participants_*`` tables keep only their rows. ``()`` gives empty
-  tables (with their columns) and makes no request. Reference tables ignore it.
-* ``status``: keep only the *root records* whose status matches (case-insensitive): organisations for
-  the ``/organisations`` tree, its fan-outs and the participants tables (so ``status="Active"`` reads
-  the software statements of active organisations, whatever the statements' own status), clients for
-  ``clients`` (also sent to the API as ``status``), the reference rows for reference tables.
-* ``participants_url``: the public participants list (required by ``participants_*`` tables).
-* ``start_date`` / ``end_date``: ``clients`` only, sent as ``startDate``/``endDate`` (RFC 3339; a naive
-  ``datetime`` is taken as UTC, a ``date`` as its midnight UTC, text is sent as given).
-* ``page_size``: the ``size`` of each page of paged endpoints (default: the connection's).
+Every filter is optional, and a filter that does not apply to a table is ignored by it: ``organisation_ids``
+(``()`` reads nothing and gives empty tables), ``status`` (compared with the root records' status, ignoring
+case; ``""`` is no filter), ``participants_url`` (the public list the ``participants_*`` tables need),
+``start_date``/``end_date`` (sent to ``/clients``) and ``page_size``. How each table applies them is
+documented once, in ``docs/tables.md`` ("Filters").
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -32,18 +24,19 @@ __all__ = ["TableFilters"]
 
 @dataclass(frozen=True)
 class TableFilters:
-    """The filters of a table read (see the module docstring); checked when built, before any request.
+    """The filters of a table read (see the module docstring and ``docs/tables.md``); checked when built.
 
     :raises ConfigurationError: a filter of the wrong type or out of range.
     """
 
-    organisation_ids: Sequence[str] | None = None
-    """Any iterable of IDs (a list, a pandas Series); kept as a tuple of unique IDs in order."""
+    organisation_ids: Collection[str] | None = None
+    """Any collection of IDs (a list, a pandas Series); kept as a tuple of unique IDs in order."""
     status: str | None = None
     participants_url: str | None = None
     start_date: datetime | date | str | None = None
     end_date: datetime | date | str | None = None
     page_size: int | None = None
+    _id_set: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ids: Any = self.organisation_ids
@@ -55,9 +48,13 @@ class TableFilters:
         if ids is not None and not isinstance(ids, Iterable):
             raise ConfigurationError(f"organisation_ids must be a list of IDs, got {type(ids).__name__}")
         if ids is not None:  # any iterable (a list, a pandas Series) becomes a tuple of unique IDs in order
-            object.__setattr__(self, "organisation_ids", tuple(dict.fromkeys(map(str, ids))))
+            unique = tuple(dict.fromkeys(map(str, ids)))
+            object.__setattr__(self, "organisation_ids", unique)
+            object.__setattr__(self, "_id_set", frozenset(unique))
         if self.status is not None and not isinstance(self.status, str):
             raise ConfigurationError(f"status must be text such as 'Active', got {type(self.status).__name__}")
+        if self.status == "":  # e.g. a template that rendered nothing: no filter, as for None
+            object.__setattr__(self, "status", None)
         if self.page_size is not None:
             check_page_size(self.page_size)
         _rfc3339(self.start_date, "start_date")
@@ -69,7 +66,7 @@ class TableFilters:
 
         :raises ConfigurationError: an unknown filter name (with the closest valid one), or a bad value.
         """
-        names = [field.name for field in dataclasses.fields(cls)]
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
         unknown = sorted(set(values) - set(names))
         if unknown:
             close = difflib.get_close_matches(str(unknown[0]), names, n=1)
@@ -85,7 +82,7 @@ class TableFilters:
         """Whether a root record passes ``status`` and (unless ``organisation_field`` is ``None``) the IDs."""
         if self.status is not None and str(record.get(status_field, "")).casefold() != self.status.casefold():
             return False
-        ids = self.organisation_ids
+        ids = self._id_set
         return ids is None or organisation_field is None or str(record.get(organisation_field)) in ids
 
     def query(self) -> dict[str, str]:

@@ -83,13 +83,10 @@ def read_all_pages(
     endpoint: str,
     params: Mapping[str, Any] | None = None,
     page_size: int | None = None,
-    *,
-    url: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every record of ``endpoint``; pages after the first are fetched concurrently, a few at a time.
 
     :param page_size: the page size to ask for (default: the reader's ``page_limits.size``).
-    :param url: the endpoint's absolute URL, for error reports.
 
     A read of more than the reader's ``page_limits.max_pages`` pages is refused before any page after the
     first is requested. A ``totalSize`` that moves during the read restarts it (``MAX_RESTARTS`` times at
@@ -102,7 +99,7 @@ def read_all_pages(
     """
     limits = reader.page_limits
     size = check_page_size(limits.size if page_size is None else page_size)
-    where = url or endpoint
+    where = reader.url_for(endpoint)
     for _attempt in range(MAX_RESTARTS + 1):
         try:
             return _read_once(reader, endpoint, dict(params or {}), size, where, limits.max_pages)

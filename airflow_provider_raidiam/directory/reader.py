@@ -38,6 +38,10 @@ class DirectoryReader(PublicReader, Protocol):
         """The page size to ask for and the most pages one read may take."""
         ...
 
+    def url_for(self, endpoint: str) -> str:
+        """The absolute URL of ``endpoint`` (for error reports)."""
+        ...
+
     def get_json(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET a protected endpoint (relative to ``api_base_url``) and return its parsed JSON body."""
         ...

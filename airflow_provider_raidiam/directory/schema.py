@@ -153,11 +153,6 @@ class Source:
         """Read from the public participants list, without token or certificate."""
         return self.path == PARTICIPANTS_LIST
 
-    @property
-    def per_organisation(self) -> bool:
-        """``organisation_ids=()`` makes it empty without any request."""
-        return self.over is not None or self.organisation_field is not None
-
 
 @dataclass(frozen=True)
 class TableSchema:
@@ -217,16 +212,8 @@ def _cols(spec: str, kind: Kind = S) -> tuple[Column, ...]:
 
 def _inherit(*names: str) -> tuple[Column, ...]:
     """Parent key columns: ``organisation_id`` is filled from the parent, else from ``OrganisationId``."""
-    return tuple(Column(_PASCAL.get(n, n), name=n, inherited=True) for n in names)
+    return tuple(Column("".join(part.capitalize() for part in n.split("_")), name=n, inherited=True) for n in names)
 
-
-_PASCAL = {
-    "organisation_id": "OrganisationId",
-    "authorisation_server_id": "AuthorisationServerId",
-    "api_resource_id": "ApiResourceId",
-    "software_statement_id": "SoftwareStatementId",
-    "organisation_authority_claim_id": "OrganisationAuthorityClaimId",
-}
 
 # ---- column groups shared by several tables --------------------------------------------------------
 
@@ -595,6 +582,10 @@ def _check_source(name: str, source: Source) -> None:
         raise ValueError(f"{name}: the rows of {over!r} do not supply every placeholder of {source.path}")
     if over == ORGANISATIONS and source.placeholders != ("OrganisationId",):
         raise ValueError(f"{name}: a fan-out over organisations fills {{OrganisationId}} only")
+    inherited = {c.name for c in TABLES[name].columns if c.inherited}
+    missing = sorted({snake_case(p) for p in source.placeholders} - inherited)
+    if missing:
+        raise ValueError(f"{name}: no inherited column for {missing}, the values its calls are made for")
 
 
 def descendants(table: str) -> list[str]:

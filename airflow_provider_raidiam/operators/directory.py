@@ -14,7 +14,6 @@ from typing import Any
 import pandas as pd
 
 from airflow_provider_raidiam.directory.catalogue import PARTICIPANT_TABLES
-from airflow_provider_raidiam.directory.filters import TableFilters
 from airflow_provider_raidiam.exceptions import ConfigurationError
 from airflow_provider_raidiam.hooks.raidiam import RaidiamHook
 from airflow_provider_raidiam.lineage import directory_namespace, operator_lineage
@@ -180,9 +179,8 @@ class RaidiamDirectoryOperator(_TablesOperator):
             filters["organisation_ids"] = self.organisation_ids
         if self.status is not None:
             filters["status"] = self.status
-        checked = TableFilters.from_mapping(filters)  # before any connection is opened
         try:
-            frames = self.hook.get_pandas_dfs(tables, **vars(checked))
+            frames = self.hook.get_pandas_dfs(tables, **filters)  # checked before any connection is made
             calls, attempts, throttled = self.hook.call_stats()
         finally:
             self.hook.close()
@@ -288,7 +286,7 @@ class RaidiamApiOperator(_TablesOperator):
         started = time.monotonic()
         with RaidiamHook(raidiam_conn_id=self.raidiam_conn_id) as hook:
             if self.paginate:
-                body: Any = list(hook.paginate(self.endpoint, params=self.query_params))
+                body: Any = hook.paginate(self.endpoint, params=self.query_params)
             else:
                 body = hook.get_json(self.endpoint, params=self.query_params)
             self.lineage_inputs = {self.endpoint: directory_namespace(str(hook.settings.api_base_url))}

@@ -97,6 +97,9 @@ class RecordingReader:
     def page_limits(self) -> PageLimits:
         return self.client.page_limits
 
+    def url_for(self, endpoint: str) -> str:
+        return self.client.url_for(endpoint)
+
     def get_json(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
         body = self.client.get_json(endpoint, params)
         paged = isinstance(body, dict) and isinstance(body.get("content"), list)

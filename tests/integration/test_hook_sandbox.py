@@ -151,7 +151,7 @@ def test_encrypted_transport_key_with_passphrase(make_hook: MakeHook) -> None:
     assert hook.request("GET", "/organisations", params={"page": 0, "size": 1}).status_code == 200
 
 
-def test_paginate_yields_total_size_records(make_hook: MakeHook, sandbox: Sandbox) -> None:
+def test_paginate_returns_total_size_records(make_hook: MakeHook, sandbox: Sandbox) -> None:
     hook = make_hook()
     records = list(hook.paginate("/organisations", page_size=7))
     truth = sandbox.ground_truth()["organisations"]

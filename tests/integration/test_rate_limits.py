@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,11 @@ def sb(fresh_sandbox_counters: Sandbox) -> Sandbox:
     return fresh_sandbox_counters
 
 
+MakeClient = Callable[..., RaidiamClient]
+
+
 @pytest.fixture
-def make_client(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def make_client(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeClient]:
     """Clients of real Airflow connections to the sandbox, with the default retry policy unless given."""
     clients: list[RaidiamClient] = []
 
@@ -64,7 +67,7 @@ def make_client(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.mark.parametrize("limit", list(LIMITS))
 def test_the_full_snapshot_under_each_gateway_limit_equals_the_ground_truth(
-    sb: Sandbox, make_client: Any, limit: str
+    sb: Sandbox, make_client: MakeClient, limit: str
 ) -> None:
     truth = sb.ground_truth()
     client = make_client()
@@ -89,9 +92,9 @@ def test_the_full_snapshot_under_each_gateway_limit_equals_the_ground_truth(
     )
 
 
-def test_a_429_pauses_every_worker_at_once(sb: Sandbox, make_client: Any) -> None:
+def test_a_429_pauses_every_worker_at_once(sb: Sandbox, make_client: MakeClient) -> None:
     client = make_client(max_workers=8)
-    organisations = [o["OrganisationId"] for o in client.read_all_pages("/organisations")][:120]
+    organisations = [o["OrganisationId"] for o in client.paginate("/organisations")][:120]
     sb.set_gateway(mode="fixed-window", rate=25, window=1.0, retry_after="seconds")
 
     servers = client.fan_out(lambda org: client.get_json(f"/organisations/{org}/authorisationservers"), organisations)
@@ -108,7 +111,7 @@ def test_a_429_pauses_every_worker_at_once(sb: Sandbox, make_client: Any) -> Non
     print(f"\n[shared pause] pauses={len(pauses)} in flight at their start={[p.in_flight for p in pauses]}")
 
 
-def test_throttling_shorter_than_the_budget_never_fails_the_read(sb: Sandbox, make_client: Any) -> None:
+def test_throttling_shorter_than_the_budget_never_fails_the_read(sb: Sandbox, make_client: MakeClient) -> None:
     client = make_client(throttle_timeout=30)
     client.access_token()
     sb.set_gateway(mode="closed")
@@ -127,7 +130,9 @@ def test_throttling_shorter_than_the_budget_never_fails_the_read(sb: Sandbox, ma
     assert client.throttle.paused_seconds >= 2.0
 
 
-def test_a_gateway_refusing_everything_for_the_budget_is_a_throttled_error(sb: Sandbox, make_client: Any) -> None:
+def test_a_gateway_refusing_everything_for_the_budget_is_a_throttled_error(
+    sb: Sandbox, make_client: MakeClient
+) -> None:
     client = make_client(throttle_timeout=2)
     client.access_token()
     sb.set_gateway(mode="closed")

@@ -34,7 +34,13 @@ from airflow_provider_raidiam.directory.filters import TableFilters
 from airflow_provider_raidiam.directory.paging import PageLimits
 from airflow_provider_raidiam.directory.reader import DirectoryReader
 from airflow_provider_raidiam.directory.schema import TABLES, Column, Source, TableSchema
-from airflow_provider_raidiam.exceptions import ApiError, ConfigurationError, DataIntegrityError, ResponseFormatError
+from airflow_provider_raidiam.exceptions import (
+    ApiError,
+    ConfigurationError,
+    DataIntegrityError,
+    PaginationError,
+    ResponseFormatError,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -226,6 +232,9 @@ class FakeReader:
         if endpoint not in self.routes:
             raise ApiError(f"GET {endpoint} -> 404", status=404, url=endpoint)
         return copy.deepcopy(self.routes[endpoint])
+
+    def url_for(self, endpoint: str) -> str:
+        return "https://matls-api.directory.example" + endpoint
 
     def get_json(self, endpoint: str, params: Mapping[str, Any] | None = None) -> Any:
         if params is not None and "page" in params:  # a paged read: the fake answers page 0 with a plain array
@@ -723,6 +732,10 @@ def test_a_new_per_organisation_table_is_one_declaration(reader: FakeReader, mon
         (Source("/organisations/x", over="organisations"), "do not supply every"),
         (Source("/x/{AuthorisationServerId}", over="unknown"), "do not supply every"),
         (Source("/x/{AuthorisationServerId}", over="api_resources"), "do not supply every"),  # a child: no rows
+        (
+            Source("/organisations/{OrganisationId}/x", over="organisations"),
+            r"no inherited column for \['organisation_id'\]",
+        ),
     ],
 )
 def test_a_source_whose_calls_cannot_be_filled_is_refused(
@@ -774,3 +787,26 @@ def test_filters_take_any_iterable_of_ids_once_each_in_order() -> None:
 def test_an_unknown_filter_name_suggests_the_closest(reader: FakeReader) -> None:
     with pytest.raises(ConfigurationError, match=r"Unknown filter\(s\) \['statuss'\] \(did you mean 'status'\?\)"):
         TableFilters.from_mapping({"statuss": "Active"})
+
+
+def test_an_empty_status_is_no_filter(reader: FakeReader) -> None:
+    # A template that renders nothing: every record, as without the filter (not an empty table).
+    frames = read_tables(reader, ["organisations", "clients"], TableFilters(status=""))
+    assert len(frames["organisations"]) == 3
+    assert len(frames["clients"]) == 2
+    assert reader.params["/clients"] == {}
+
+
+def test_filters_may_be_given_as_a_mapping(reader: FakeReader) -> None:
+    frame = read_table(reader, "organisations", {"organisation_ids": ["org-c"]})
+    assert frame["organisation_id"].tolist() == ["org-c"]
+    with pytest.raises(ConfigurationError, match="Unknown filter"):
+        read_table(reader, "organisations", {"organisation_id": ["org-c"]})
+
+
+def test_a_paging_error_in_a_table_read_names_the_absolute_url() -> None:
+    routes = directory()
+    routes["/organisations"] = {"content": ORGANISATIONS, "totalPages": 5, "totalSize": 3}
+    with pytest.raises(PaginationError) as caught:
+        read_table(FakeReader(routes), "organisations")
+    assert caught.value.url == "https://matls-api.directory.example/organisations"
