@@ -22,7 +22,7 @@ import logging
 import math
 import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -78,7 +78,7 @@ class ExtraField:
     description: str
     kind: Kind = Kind.TEXT
     default: str | float | None = None
-    choices: Collection[str] = ()
+    choices: Collection[str] = field(default=(), compare=False)  # a live view is not hashable
     minimum: float | None = None
     maximum: float | None = None
     examples: tuple[str, ...] = ()
