@@ -76,6 +76,7 @@ from raidiam_sandbox import paging_faults
 from raidiam_sandbox.dataset import ORG_CERT_TYPES, SS_CERT_TYPES, Dataset, build_dataset
 from raidiam_sandbox.gateway import Gateway, GatewayLimit
 from raidiam_sandbox.mutations import DataChanges, apply_changes
+from raidiam_sandbox.request_body import body_fields
 
 Json = dict[str, Any]
 Query = dict[str, list[str]]
@@ -165,12 +166,7 @@ class Faults:
     @classmethod
     def parse(cls, raw: Any) -> Faults:
         """Validate a PUT body; raises ``ValueError`` with a readable message."""
-        if not isinstance(raw, dict):
-            raise ValueError("body must be a JSON object")
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown keys: {sorted(unknown)}")
-        f = cls(**raw)
+        f = cls(**body_fields(raw, cls))
         for name in ("error_rate", "rate_limit_rate", "drop_rate"):
             v = getattr(f, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:

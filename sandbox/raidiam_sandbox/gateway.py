@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 from email.utils import formatdate
 from typing import Any
 
+from raidiam_sandbox.request_body import body_fields
+
 MODES = ("off", "fixed-window", "token-bucket", "closed")
 RETRY_AFTER_MODES = ("none", "seconds", "http-date")
 LOG_SIZE = 200_000
@@ -45,12 +47,7 @@ class GatewayLimit:
     @classmethod
     def parse(cls, raw: Any) -> GatewayLimit:
         """Validate a PUT body; raises ``ValueError`` with a readable message."""
-        if not isinstance(raw, dict):
-            raise ValueError("body must be a JSON object")
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown keys: {sorted(unknown)}")
-        limit = cls(**raw)
+        limit = cls(**body_fields(raw, cls))
         if limit.mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}")
         if limit.retry_after not in RETRY_AFTER_MODES:

@@ -19,10 +19,11 @@ participants list).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from raidiam_sandbox.dataset import Dataset
+from raidiam_sandbox.request_body import body_fields
 
 Json = dict[str, Any]
 
@@ -44,12 +45,7 @@ class DataChanges:
     @classmethod
     def parse(cls, raw: Any) -> DataChanges:
         """Validate a request body; raises ``ValueError`` with a readable message."""
-        if not isinstance(raw, dict):
-            raise ValueError("body must be a JSON object")
-        unknown = set(raw) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown keys: {sorted(unknown)}")
-        for name, value in raw.items():
+        for name, value in body_fields(raw, cls).items():
             if isinstance(value, bool) or not isinstance(value, int) or (name != "seed" and not 0 <= value <= 10_000):
                 raise ValueError(f"{name} must be an integer" + ("" if name == "seed" else " in [0, 10000]"))
         return cls(**raw)
