@@ -4,12 +4,14 @@
 #   bash scripts/matrix.sh            # every line of requirements/airflow-3.*.txt
 #   bash scripts/matrix.sh 3.0 3.2    # only these lines
 #
-# Per line: one venv, made with plain pip from the provider's and the sandbox's wheels, that line's
-# Airflow and its known-good constraints (requirements/airflow-3.X.txt names the Airflow release and the
-# Python). tests/matrix then runs with the line's own pandas, and its DataFrame-through-XCom test again with
-# the other pandas major laid over it (pip install --target, first on PYTHONPATH). The venvs are cached under
+# Per line: one venv, made from the provider's and the sandbox's wheels, that line's Airflow and its
+# known-good constraints (requirements/airflow-3.X.txt names the Airflow release and the Python), installed
+# as a user would but with uv (pinned in requirements/constraints.txt, from the project's .venv) instead of
+# pip: the same pins give the same packages, in a fraction of the time. tests/matrix then runs with the
+# line's own pandas, and its DataFrame-through-XCom test again with the other pandas major laid over it
+# (installed with --target, first on PYTHONPATH). The venvs are cached under
 # ${RAIDIAM_MATRIX_CACHE:-~/.cache/airflow-provider-raidiam/matrix}, keyed by the constraints' pins: a
-# later run only reinstalls the two wheels. A first run downloads about 1.5 GB and takes 10-20 minutes.
+# later run only reinstalls the two wheels. A first run downloads about 1.5 GB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -17,7 +19,8 @@ cache=${RAIDIAM_MATRIX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/airflow-provider-r
 # The other pandas major each line is also tested with.
 pandas_2=2.3.3
 pandas_3=3.1.1
-quiet_pip=(--quiet --disable-pip-version-check --no-input)
+bash scripts/bootstrap.sh  # .venv, with uv
+uv=$repo/.venv/bin/uv
 
 header() { sed -n "s/^# $1: //p" "$2"; }
 
@@ -43,9 +46,12 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/raidiam-matrix.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 echo "== building the wheels (provider, sandbox)"
-python3 -m pip wheel "${quiet_pip[@]}" --no-deps --wheel-dir "$work/wheels" "$repo" "$repo/sandbox" \
-  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+for project in "$repo" "$repo/sandbox"; do
+  "$uv" build --quiet --wheel --out-dir "$work/wheels" "$project"
+done
 wheels=("$work"/wheels/*.whl)
+# A wheel rebuilt from changed source keeps its name and version: never take it from uv's cache.
+fresh_wheels=(--refresh-package airflow-provider-raidiam --refresh-package airflow-provider-raidiam-sandbox)
 
 failed=()
 for line in "${lines[@]}"; do
@@ -61,19 +67,18 @@ for line in "${lines[@]}"; do
   stamp=$({ echo "$python_version"; grep -v '^#' "$constraints"; } | sha256sum | cut -c1-16)
   started=$(date +%s)
   if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]; then
-    echo "== Airflow $airflow_version: new venv with Python $python_version (first time: several minutes)"
+    echo "== Airflow $airflow_version: new venv with Python $python_version"
     rm -rf "$venv"
-    "$python_bin" -m venv "$venv"
-    "$venv/bin/python" -m pip install "${quiet_pip[@]}" --constraint "$constraints" \
-      "apache-airflow==$airflow_version" "${wheels[@]}" pytest \
-      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    "$uv" venv --quiet --python "$python_bin" "$venv"
+    "$uv" pip install --quiet --python "$venv/bin/python" --compile-bytecode "${fresh_wheels[@]}" \
+      --constraint "$constraints" "apache-airflow==$airflow_version" "${wheels[@]}" pytest
     echo "$stamp" >"$venv/.stamp"
   else
     echo "== Airflow $airflow_version: cached venv, reinstalling the wheels"
-    "$venv/bin/python" -m pip install "${quiet_pip[@]}" --no-deps --force-reinstall "${wheels[@]}" \
-      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    "$uv" pip install --quiet --python "$venv/bin/python" --compile-bytecode "${fresh_wheels[@]}" \
+      --no-deps --reinstall "${wheels[@]}"
   fi
-  "$venv/bin/python" -m pip check
+  "$uv" pip check --python "$venv/bin/python"
 
   own_pandas=$("$venv/bin/python" -c 'import pandas; print(pandas.__version__)')
   case $own_pandas in 2.*) other_pandas=$pandas_3 ;; *) other_pandas=$pandas_2 ;; esac
@@ -81,9 +86,9 @@ for line in "${lines[@]}"; do
   if [ ! -f "$overlay/.complete" ]; then
     # pandas with what it needs (pandas 2 needs pytz, which pandas 3 dropped), at the venv's versions.
     rm -rf "$overlay"
-    "$venv/bin/python" -m pip freeze | grep -iv -e '^pandas==' -e ' @ ' >"$work/venv-pins.txt"
-    "$venv/bin/python" -m pip install "${quiet_pip[@]}" --target "$overlay" --constraint "$work/venv-pins.txt" \
-      "pandas==$other_pandas" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    "$uv" pip freeze --quiet --python "$venv/bin/python" | grep -iv -e '^pandas==' -e ' @ ' >"$work/venv-pins.txt"
+    "$uv" pip install --quiet --python "$venv/bin/python" --compile-bytecode --target "$overlay" \
+      --constraint "$work/venv-pins.txt" "pandas==$other_pandas"
     touch "$overlay/.complete"
   fi
 

@@ -50,6 +50,26 @@ def _fresh_process_caches() -> None:
     TOKEN_CACHE.clear()
 
 
+@pytest.fixture(autouse=True)
+def _secret_masks_per_test() -> Iterator[None]:
+    """The masks a test adds to Airflow's secret maskers are dropped after it, as a task process starts
+    with a fresh masker.
+
+    A masker keeps one regular expression of every secret it was given and compiles it again for each new
+    one: kept for the whole session, every token, client assertion and key line of every earlier test made
+    each new mask slower (one PEM-key test took 4 s alone and 113 s late in the suite). Masks that
+    session- and module-scoped fixtures added before the test are kept.
+    """
+    from airflow._shared.secrets_masker import _secrets_masker as core_masker
+    from airflow.sdk._shared.secrets_masker import _secrets_masker as sdk_masker
+
+    maskers: list[Any] = [core_masker(), sdk_masker()]  # two copies of one class (core, Task SDK)
+    saved = [(set(masker.patterns), masker.replacer) for masker in maskers]
+    yield
+    for masker, (patterns, replacer) in zip(maskers, saved, strict=True):
+        masker.patterns, masker.replacer = patterns, replacer
+
+
 @pytest.fixture
 def hostile_peer() -> Iterator[Callable[..., HostilePeer]]:
     """Factory of started :class:`~support.hostile_peer.HostilePeer` servers, stopped after the test.
