@@ -3,15 +3,23 @@
 # real TLS/mTLS, real Airflow), with coverage. Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+took() { echo "   ($1 took $((SECONDS - $2)) s)"; }
+
+started=$SECONDS
 bash scripts/bootstrap.sh
+took bootstrap "$started"
 export PATH="$PWD/.venv/bin:$PATH"
 
+started=$SECONDS
 echo "== ruff"; ruff check . && ruff format --check .
 echo "== mypy (strict)"; mypy
+took "ruff and mypy" "$started"
 echo "== pytest"
+started=$SECONDS
 status=0
 python -m pytest -p no:cacheprovider --cov=airflow_provider_raidiam --cov=raidiam_sandbox --cov-report=term-missing:skip-covered \
   --cov-fail-under=90 -rs "$@" || status=$?
+took pytest "$started"
 if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure here." >&2
 fi
