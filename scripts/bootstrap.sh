@@ -4,6 +4,9 @@
 # Idempotent: does nothing when .venv already matches pyproject.toml and requirements/constraints.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# uv, unlike pip, ignores the machine's certificate store unless told: needed where HTTPS goes through a
+# proxy whose CA the system trusts (pip.conf's cert=, SSL_CERT_FILE are not always set).
+export UV_SYSTEM_CERTS=1
 
 python_bin=${PYTHON:-python3}
 "$python_bin" - <<'PY' || { echo "Python 3.11+ is required (set PYTHON=/path/to/python3.11)." >&2; exit 1; }

@@ -9,6 +9,9 @@
 # "# newer-than-cutoff: pkg ..." lets those packages be newer than the cut-off (the provider's floor for them
 # was raised after that Airflow release).
 set -euo pipefail
+# uv, unlike pip, ignores the machine's certificate store unless told: needed where HTTPS goes through a
+# proxy whose CA the system trusts (pip.conf's cert=, SSL_CERT_FILE are not always set).
+export UV_SYSTEM_CERTS=1
 cd "$(dirname "$0")/.."
 line=${1:?usage: scripts/compile_constraints.sh 3.X}
 file=requirements/airflow-$line.txt

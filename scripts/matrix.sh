@@ -17,6 +17,9 @@
 # process at a time); each output line is prefixed with its Airflow line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# uv, unlike pip, ignores the machine's certificate store unless told: needed where HTTPS goes through a
+# proxy whose CA the system trusts (pip.conf's cert=, SSL_CERT_FILE are not always set).
+export UV_SYSTEM_CERTS=1
 repo=$PWD
 cache=${RAIDIAM_MATRIX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/airflow-provider-raidiam/matrix}
 jobs=${RAIDIAM_MATRIX_JOBS:-$(nproc)}
